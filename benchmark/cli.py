@@ -1,0 +1,85 @@
+"""Command line: ``python -m benchmark <command> [hydra overrides]``.
+
+Commands:
+    run     probe every layer of ``model=`` on ``task=`` (a Hydra app: ``-m`` sweeps, any override)
+    embed   write every hidden state of audio files as ``[layers+1, frames, dim]`` float32 ``.npy``
+    list    the models and tasks this suite knows, with their key facts
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+USAGE = __doc__ or ""
+
+
+def _resolved(cfg) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _run_command(argv: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+    def _app(cfg) -> None:
+        from benchmark.record import record_path
+        from benchmark.runner import run
+
+        config = _resolved(cfg)
+        config["_overrides"] = list(HydraConfig.get().overrides.task)
+        path = record_path(Path(config["results_dir"]), config)
+        if path.exists() and not config.get("force"):
+            print(f"record exists, skipping (force=true reruns): {path}")
+            return
+        run(config)
+
+    sys.argv = [sys.argv[0], *argv]
+    _app()
+    return 0
+
+
+def _compose(config_name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _embed_command(argv: list[str]) -> int:
+    from benchmark.embed import embed_files
+
+    config = _resolved(_compose("embed", argv))
+    written = embed_files(config)
+    print(f"wrote {len(written)} file(s) to {config['out']}")
+    return 0
+
+
+def _list_command(argv: list[str]) -> int:
+    from benchmark.catalog import print_catalog
+
+    print_catalog(CONFIG_DIR)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": _run_command,
+    "embed": _embed_command,
+    "list": _list_command,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return COMMANDS[command](rest)

@@ -1,0 +1,61 @@
+"""The one interface every encoder implements.
+
+Kept as small as HEAR's API: a few attributes describing the model, one method that maps a batch of waveforms
+to *all* hidden states in one forward pass, and an identity used to key the feature cache. Anything that fits
+behind this (a transformer, a CNN, a hand-crafted feature) can be probed by the suite.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+
+
+class Encoder(torch.nn.Module, abc.ABC):
+    """A frozen audio encoder exposing every layer.
+
+    Attributes (set by subclasses):
+        name: registry name, e.g. ``mert-v1-95m``.
+        sample_rate: rate (Hz) the waveforms passed to :meth:`hidden_states` must have.
+        num_layers: number of layers after the input embedding; ``hidden_states`` returns ``num_layers + 1``.
+        dim: feature width of every hidden state (narrower layers are zero-padded to it).
+        frame_rate: hidden-state frames per second of audio.
+        context_seconds: the audio length the model was trained on; the default window length.
+        min_samples: the shortest input that yields one frame (the receptive field).
+    """
+
+    name: str
+    sample_rate: int
+    num_layers: int
+    dim: int
+    frame_rate: float
+    context_seconds: float
+    min_samples: int
+
+    @property
+    def num_hidden_states(self) -> int:
+        return self.num_layers + 1
+
+    @abc.abstractmethod
+    def hidden_states(
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run one forward pass and return every layer.
+
+        Args:
+            waveforms: ``[batch, samples]`` float mono audio at :attr:`sample_rate`, right-padded with zeros.
+            lengths: ``[batch]`` valid samples per item; ``None`` means no padding.
+
+        Returns:
+            ``(states, frame_lengths)``: ``states`` is ``[num_layers + 1, batch, frames, dim]`` (float32 unless the
+            encoder runs in half precision) and ``frame_lengths`` is ``[batch]`` valid frames per item.
+        """
+
+    @abc.abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """JSON-serialisable description that changes whenever the features would change.
+
+        Includes the registry name and the checkpoint's revision or content hash; used in run records and as part
+        of the feature-cache key.
+        """

@@ -1,0 +1,45 @@
+"""Registry of encoder builders, keyed by the ``kind`` field of a model config.
+
+A model config (``configs/model/<name>.yaml``) names a ``kind``; the builder registered for that kind turns the
+config into an :class:`~benchmark.encoders.base.Encoder`. No string is ever evaluated.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from benchmark.encoders.base import Encoder
+
+EncoderBuilder = Callable[[Mapping[str, Any]], Encoder]
+
+_BUILDERS: dict[str, EncoderBuilder] = {}
+
+
+def register_encoder(kind: str) -> Callable[[EncoderBuilder], EncoderBuilder]:
+    """Decorator registering ``builder(model_cfg) -> Encoder`` under ``kind``."""
+
+    def decorate(builder: EncoderBuilder) -> EncoderBuilder:
+        if kind in _BUILDERS:
+            raise ValueError(f"encoder kind {kind!r} registered twice")
+        _BUILDERS[kind] = builder
+        return builder
+
+    return decorate
+
+
+def encoder_kinds() -> list[str]:
+    _import_builtin_encoders()
+    return sorted(_BUILDERS)
+
+
+def build_encoder(model_cfg: Mapping[str, Any]) -> Encoder:
+    """Build the encoder a model config describes (``model_cfg['kind']`` picks the builder)."""
+    _import_builtin_encoders()
+    kind = model_cfg.get("kind")
+    if kind not in _BUILDERS:
+        raise KeyError(f"unknown encoder kind {kind!r}; registered kinds: {', '.join(sorted(_BUILDERS))}")
+    return _BUILDERS[kind](model_cfg)
+
+
+def _import_builtin_encoders() -> None:
+    """Import the modules whose import registers the built-in encoders."""
+    from benchmark.encoders import baselines, mert  # noqa: F401

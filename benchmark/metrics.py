@@ -1,0 +1,282 @@
+"""Metrics for each task type, computed by the reference implementations (scikit-learn, mir_eval).
+
+Every number the suite reports goes through :func:`compute_metrics`, so that the choice of metric per task type
+(and the handling of its awkward cases, such as a tag with no positive example in a split) is made once, here.
+The functions are thin on purpose: scores must be comparable with published numbers, and those were computed with
+scikit-learn and mir_eval, so those libraries do the arithmetic and this module only validates inputs, decodes
+predictions and chooses what to average.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Sequence
+
+import mir_eval
+import numpy as np
+from sklearn.metrics import accuracy_score, average_precision_score, r2_score, roc_auc_score
+
+log = logging.getLogger(__name__)
+
+PRIMARY_METRIC: dict[str, str] = {
+    "multiclass": "accuracy",
+    "multilabel": "roc_auc",
+    "regression": "r2",
+    "key": "weighted_score",
+}
+"""The metric used for model selection (best layer, best epoch) and the headline number of each task type."""
+
+# Metrics where a larger value is better. Every metric computed here is of that kind; the table exists so that a
+# metric added later (an error, a loss) has to declare its direction instead of silently being maximised.
+_HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True,
+    "roc_auc": True,
+    "average_precision": True,
+    "r2": True,
+    "weighted_score": True,
+    "tags_scored": True,
+}
+
+# Sets of unscorable tags already reported: a validation split is scored every epoch, and one warning naming the
+# tags is useful while hundreds of identical ones are noise.
+_WARNED_UNSCORABLE: set[tuple[str, ...]] = set()
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (used to pick the best layer / checkpoint).
+
+    Per-target regression scores (``r2_<label>``) follow ``r2``. Names ending in ``loss`` are lower-is-better.
+    An unknown name raises ``KeyError`` rather than guessing a direction.
+    """
+    if metric in _HIGHER_IS_BETTER:
+        return _HIGHER_IS_BETTER[metric]
+    if metric.startswith("r2_"):
+        return True
+    if metric.endswith("loss"):
+        return False
+    raise KeyError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(_HIGHER_IS_BETTER))}, r2_<label>")
+
+
+def compute_metrics(task_type: str, y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """All metrics of a task type for one split.
+
+    Args:
+        task_type: ``multiclass``, ``multilabel``, ``regression`` or ``key``.
+        y_true: class indices ``[N]`` (multiclass, key), multi-hot ``{0, 1}`` ``[N, C]`` (multilabel) or targets
+            ``[N, T]`` (regression).
+        y_score: ``[N, C]`` scores (probabilities or logits; only their order per row or per column matters) for
+            the classification types, predictions ``[N, T]`` for regression.
+        labels: class / tag / target names, in the column order of ``y_score``. For ``key`` they are mir_eval key
+            strings (``"C major"``, ``"Db minor"``).
+
+    Returns:
+        Metric name to value; :data:`PRIMARY_METRIC` names the headline one of each type.
+
+    Raises:
+        ValueError: on an unknown task type, mismatched shapes, non-finite values or out-of-range labels.
+    """
+    y_true = np.asarray(y_true)
+    y_score = np.asarray(y_score)
+    labels = list(labels)
+    if task_type == "multiclass":
+        return _multiclass(y_true, y_score, labels)
+    if task_type == "multilabel":
+        return _multilabel(y_true, y_score, labels)
+    if task_type == "regression":
+        return _regression(y_true, y_score, labels)
+    if task_type == "key":
+        return _key(y_true, y_score, labels)
+    raise ValueError(f"unknown task type {task_type!r}; expected one of {', '.join(PRIMARY_METRIC)}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input validation
+
+
+def _check_finite(name: str, a: np.ndarray) -> None:
+    """Reject NaN / inf: sklearn would either raise a less specific error or, worse, return a plausible number."""
+    if not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_:
+        raise ValueError(f"{name} must be numeric, got dtype {a.dtype}")
+    if a.size and not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); a diverged probe or a bad cache entry?")
+
+
+def _check_nonempty(y_true: np.ndarray) -> None:
+    if y_true.shape[0] == 0:
+        raise ValueError("cannot compute metrics on an empty split (0 examples)")
+
+
+def _class_indices(y_true: np.ndarray, num_classes: int) -> np.ndarray:
+    """Validate integer class targets ``[N]`` in ``[0, num_classes)`` and return them as int64."""
+    if y_true.ndim != 1:
+        raise ValueError(f"y_true must be class indices of shape [N], got shape {y_true.shape}")
+    _check_finite("y_true", y_true)
+    as_int = y_true.astype(np.int64)
+    if not np.array_equal(as_int, y_true):
+        raise ValueError("y_true must hold integer class indices")
+    if as_int.size and (as_int.min() < 0 or as_int.max() >= num_classes):
+        raise ValueError(f"y_true has class indices outside [0, {num_classes}): min {as_int.min()}, max {as_int.max()}")
+    return as_int
+
+
+def _scores_2d(y_score: np.ndarray, n: int, labels: Sequence[str], what: str = "y_score") -> np.ndarray:
+    """Validate ``[N, C]`` scores against ``N`` examples and ``C = len(labels)`` columns."""
+    if y_score.ndim != 2:
+        raise ValueError(f"{what} must have shape [N, C], got shape {y_score.shape}")
+    if y_score.shape[0] != n:
+        raise ValueError(f"{what} has {y_score.shape[0]} rows but y_true has {n} examples")
+    if y_score.shape[1] != len(labels):
+        raise ValueError(f"{what} has {y_score.shape[1]} columns but there are {len(labels)} labels")
+    _check_finite(what, y_score)
+    return y_score
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Task types
+
+
+def _multiclass(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Top-1 accuracy of the argmax of the scores (ties go to the lowest index, as ``np.argmax`` does)."""
+    _check_nonempty(y_true)
+    y = _class_indices(y_true, len(labels))
+    scores = _scores_2d(y_score, y.shape[0], labels)
+    pred = scores.argmax(axis=1)
+    return {"accuracy": float(accuracy_score(y, pred))}
+
+
+def _multilabel(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Macro ROC-AUC and macro average precision over the tags that can be scored in this split.
+
+    A tag whose column in ``y_true`` is all 0 (or all 1) has no ROC curve and an undefined AP; sklearn would raise
+    (ROC-AUC) or silently count it as 0 (AP). Both would make the score depend on how the split happened to fall,
+    so such tags are left out of *both* macros (the same tag set for both), named in a warning, and the number of
+    tags that were scored is reported as ``tags_scored``. With no scorable tag at all the macros are NaN.
+    """
+    _check_nonempty(y_true)
+    if y_true.ndim != 2:
+        raise ValueError(f"multilabel y_true must be multi-hot of shape [N, C], got shape {y_true.shape}")
+    _check_finite("y_true", y_true)
+    if not np.all((y_true == 0) | (y_true == 1)):
+        raise ValueError("multilabel y_true must contain only 0 and 1")
+    scores = _scores_2d(y_score, y_true.shape[0], labels)
+    if y_true.shape[1] != len(labels):
+        raise ValueError(f"y_true has {y_true.shape[1]} columns but there are {len(labels)} labels")
+    y = y_true.astype(np.int64)
+    positives = y.sum(axis=0)
+    scorable = (positives > 0) & (positives < y.shape[0])
+    if not scorable.all():
+        unscorable = tuple(lab for lab, ok in zip(labels, scorable) if not ok)
+        if unscorable not in _WARNED_UNSCORABLE:
+            _WARNED_UNSCORABLE.add(unscorable)
+            log.warning(
+                "%d of %d tags have no positive or no negative example in this split and are left out of the "
+                "macro ROC-AUC / AP: %s",
+                len(unscorable),
+                len(labels),
+                ", ".join(unscorable),
+            )
+    n_scored = int(scorable.sum())
+    if n_scored == 0:
+        return {"roc_auc": math.nan, "average_precision": math.nan, "tags_scored": 0.0}
+    y_s, scores_s = y[:, scorable], scores[:, scorable]
+    return {
+        "roc_auc": float(roc_auc_score(y_s, scores_s, average="macro")),
+        "average_precision": float(average_precision_score(y_s, scores_s, average="macro")),
+        "tags_scored": float(n_scored),
+    }
+
+
+def _regression(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Coefficient of determination per target (``r2_<label>``) and its unweighted mean over targets (``r2``).
+
+    Targets are scored separately (sklearn's ``multioutput="raw_values"``) so that one well-predicted target
+    cannot hide a badly predicted one; ``r2`` is their plain mean, equal to sklearn's ``uniform_average``.
+    A ``[N]`` array is taken as a single target.
+    """
+    _check_nonempty(y_true)
+    if y_true.ndim == 1:
+        y_true = y_true[:, None]
+    if y_pred.ndim == 1:
+        y_pred = y_pred[:, None]
+    if y_true.ndim != 2:
+        raise ValueError(f"regression y_true must have shape [N, T], got shape {y_true.shape}")
+    _check_finite("y_true", y_true)
+    y_pred = _scores_2d(y_pred, y_true.shape[0], labels, what="y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
+    if y_true.shape[0] < 2:
+        raise ValueError("R2 needs at least 2 examples")
+    per_target = r2_score(y_true, y_pred, multioutput="raw_values")
+    out = {"r2": float(np.mean(per_target))}
+    for label, value in zip(labels, per_target):
+        out[f"r2_{label}"] = float(value)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def key_weight_matrix(labels: tuple[str, ...]) -> np.ndarray:
+    """``W[i, j] = mir_eval.key.weighted_score(labels[i], labels[j])``: the score of predicting ``j`` for ``i``.
+
+    For the 24 major/minor keys and a reference key ``R`` (the row), mir_eval gives every estimate (the column)
+    one of these weights::
+
+        1.0  the same key: same tonic (enharmonics equal, "C# major" == "Db major") and same mode   (1 estimate)
+        0.5  the estimate's tonic is a perfect fifth *above* R's, same mode ("C major" -> "G major")  (1 estimate)
+             (a fifth below, "C major" -> "F major", scores 0: the rule is not symmetric)
+        0.3  the relative key: same key signature, other mode
+             ("C major" -> "A minor", "A minor" -> "C major")                                          (1 estimate)
+        0.2  the parallel key: same tonic, other mode ("C major" -> "C minor")                         (1 estimate)
+        0.0  all of the 20 others
+
+    so each row has exactly one 1.0, one 0.5, one 0.3, one 0.2 and twenty 0.0. The values are not hard-coded here:
+    they are computed by calling mir_eval once per pair, so the suite scores exactly what mir_eval scores.
+    """
+    for lab in labels:
+        mir_eval.key.validate_key(lab)
+    n = len(labels)
+    w = np.empty((n, n), dtype=np.float64)
+    for i, ref in enumerate(labels):
+        for j, est in enumerate(labels):
+            w[i, j] = mir_eval.key.weighted_score(ref, est)
+    w.setflags(write=False)
+    return w
+
+
+def _key(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """MIREX weighted key score (mean of :func:`mir_eval.key.weighted_score`) and exact-key accuracy.
+
+    The estimate is the argmax key. Accuracy counts an estimate as right when mir_eval scores it 1.0, i.e. the same
+    key up to enharmonic spelling, so it agrees with the weighted score's notion of "same key".
+    """
+    _check_nonempty(y_true)
+    y = _class_indices(y_true, len(labels))
+    scores = _scores_2d(y_score, y.shape[0], labels)
+    try:
+        w = key_weight_matrix(tuple(labels))
+    except ValueError as exc:
+        raise ValueError(f"key labels must be mir_eval key strings such as 'C major' or 'Db minor': {exc}") from exc
+    per_item = w[y, scores.argmax(axis=1)]
+    return {"weighted_score": float(per_item.mean()), "accuracy": float(np.mean(per_item == 1.0))}
+
+
+def chance_score(task_type: str, train_targets: np.ndarray, test_targets: np.ndarray, labels: list[str]) -> float:
+    """Test score of the best *constant* prediction fitted on the training split: the floor a probe must beat.
+
+    Classes (multiclass, key): the single class whose constant prediction scores best on train (the majority
+    class for accuracy; for the key weighted score a near-by key can score better). Tags and regression targets:
+    the training mean. Scored with :func:`compute_metrics`, like every real prediction.
+    """
+    primary = PRIMARY_METRIC[task_type]
+    n_out = len(labels)
+    if task_type in ("multiclass", "key"):
+        def constant(y: np.ndarray, c: int) -> float:
+            scores = np.zeros((len(y), n_out))
+            scores[:, c] = 1.0
+            return compute_metrics(task_type, y, scores, labels)[primary]
+
+        best = max(range(n_out), key=lambda c: constant(train_targets, c))
+        return constant(test_targets, best)
+    mean = np.asarray(train_targets, dtype=np.float64).mean(axis=0)
+    return compute_metrics(task_type, test_targets, np.broadcast_to(mean, test_targets.shape).copy(), labels)[primary]

@@ -1,0 +1,272 @@
+"""The layer sweep: probes for every requested layer, a learned weighted sum, and a learning-rate grid, trained
+as ONE LightningModule.
+
+Every head sees the same batch in the same step; the heads are stacked along a leading axis and computed with
+batched matrix products, so a sweep over 25 layers costs about as much as one probe. Selection (early stopping,
+best checkpoint, the chosen layer) reads validation only; test predictions are produced once, after training,
+from each head's best-on-validation weights.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.metrics import PRIMARY_METRIC, compute_metrics
+from benchmark.optim import HeadwiseAdam
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One probe: a layer (or ``None`` for the weighted sum of all layers) trained at one learning rate."""
+
+    layer: int | None
+    lr: float
+
+    @property
+    def name(self) -> str:
+        where = "weighted_sum" if self.layer is None else f"layer_{self.layer}"
+        return f"{where}@lr={self.lr:g}"
+
+
+def make_heads(layers: list[int], weighted_sum: bool, lrs: list[float]) -> list[HeadSpec]:
+    """Layer heads first (layer-major), then weighted-sum heads: the order the module stacks them in."""
+    heads = [HeadSpec(layer, lr) for layer in layers for lr in lrs]
+    if weighted_sum:
+        heads += [HeadSpec(None, lr) for lr in lrs]
+    return heads
+
+
+def output_activation(task_type: str, logits: torch.Tensor) -> torch.Tensor:
+    """Turn raw head outputs into the scores that are averaged per track and scored."""
+    if task_type in ("multiclass", "key"):
+        return logits.softmax(-1)
+    if task_type == "multilabel":
+        return logits.sigmoid()
+    return logits
+
+
+def head_losses(task_type: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-head mean loss ``[H]`` for logits ``[H, B, C]``; summing them trains every head on its own loss."""
+    H, B, C = logits.shape
+    if task_type in ("multiclass", "key"):
+        return F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B).mean(1)
+    if task_type == "multilabel":
+        return F.binary_cross_entropy_with_logits(
+            logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
+    return F.mse_loss(logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
+
+
+def _head_generator(seed: int, head: HeadSpec) -> torch.Generator:
+    """A generator that depends on the seed and the head only, so a head initialises identically whatever
+    other heads share the run (a single-layer probe equals its head in a full sweep)."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}:{head.name}".encode()))
+
+
+class LayerSweepProbe(L.LightningModule):
+    """All probe heads of a sweep in one module.
+
+    Args:
+        heads: the heads to train (see :func:`make_heads`).
+        num_states: hidden states per window (layers + 1).
+        dim: feature width.
+        num_outputs: classes, tags or regression targets.
+        task_type: multiclass, multilabel, regression or key.
+        labels: output names, for metrics.
+        feature_mean, feature_std: ``[num_states, dim]`` training-set statistics used to standardise inputs.
+        hidden: MLP hidden width (0 = linear probe).
+        dropout: dropout after the hidden layer.
+        patience: epochs without validation improvement before a head stops (its best weights are kept).
+        lr_decay_patience, lr_decay_factor: a head's rate is multiplied by the factor after this many epochs
+            without improvement (0 disables), as ReduceLROnPlateau would do for a lone probe.
+        seed: initialisation and dropout seed.
+        valid_window_track, num_valid_tracks: window-to-track map used to average predictions per track.
+        valid_targets: per-track validation targets.
+    """
+
+    def __init__(
+        self,
+        heads: list[HeadSpec],
+        num_states: int,
+        dim: int,
+        num_outputs: int,
+        task_type: str,
+        labels: list[str],
+        feature_mean: np.ndarray,
+        feature_std: np.ndarray,
+        valid_window_track: np.ndarray,
+        valid_targets: np.ndarray,
+        hidden: int = 512,
+        dropout: float = 0.2,
+        patience: int = 10,
+        lr_decay_patience: int = 0,
+        lr_decay_factor: float = 0.5,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.heads = heads
+        self.task_type, self.labels = task_type, list(labels)
+        self.primary = PRIMARY_METRIC[task_type]
+        self.hidden, self.dropout_p = hidden, dropout
+        self.patience, self.lr_decay_patience, self.lr_decay_factor = patience, lr_decay_patience, lr_decay_factor
+        self.weight_decay, self.seed = weight_decay, seed
+        H = len(heads)
+        layer_heads = [h for h in heads if h.layer is not None]
+        self.num_layer_heads = len(layer_heads)
+        self.register_buffer("layer_index", torch.tensor([h.layer for h in layer_heads], dtype=torch.long))
+        self.register_buffer("feature_mean", torch.as_tensor(feature_mean, dtype=torch.float32))
+        self.register_buffer("feature_std", torch.as_tensor(feature_std, dtype=torch.float32))
+        self.mix_logits = torch.nn.Parameter(torch.zeros(H - self.num_layer_heads, num_states))
+        sizes = [(dim, hidden), (hidden, num_outputs)] if hidden > 0 else [(dim, num_outputs)]
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        for fan_in, fan_out in sizes:
+            w, b = torch.empty(H, fan_in, fan_out), torch.empty(H, fan_out)
+            bound = 1.0 / math.sqrt(fan_in)
+            for i, head in enumerate(heads):
+                g = _head_generator(seed, head)
+                w[i].uniform_(-bound, bound, generator=g)
+                b[i].uniform_(-bound, bound, generator=g)
+            self.weights.append(torch.nn.Parameter(w))
+            self.biases.append(torch.nn.Parameter(b))
+        self.head_lr = torch.tensor([h.lr for h in heads], dtype=torch.float32)
+        self.valid_window_track = torch.as_tensor(valid_window_track, dtype=torch.long)
+        self.valid_targets = valid_targets
+        # per-head selection state, all on validation
+        self.best_score = np.full(H, -np.inf)
+        self.best_epoch = np.full(H, -1)
+        self.bad_epochs = np.zeros(H, dtype=int)
+        self.stopped = np.zeros(H, dtype=bool)
+        self.history: list[list[float]] = []
+        self._best_params = [p.detach().clone() for p in self._head_params()]
+        self._valid_outputs: list[torch.Tensor] = []
+
+    # ----------------------------------------------------------------- model
+    def _head_params(self) -> list[torch.nn.Parameter]:
+        return [*self.weights, *self.biases, self.mix_logits]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, S, D]`` -> raw outputs ``[H, B, C]`` of every head."""
+        x = (x - self.feature_mean) / self.feature_std
+        z_layers = x[:, self.layer_index].transpose(0, 1)  # [H_layers, B, D]
+        mix = self.mix_logits.softmax(-1)  # [H_sum, S]
+        z_sum = torch.einsum("hs,bsd->hbd", mix, x)
+        z = torch.cat([z_layers, z_sum], dim=0)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b.unsqueeze(1), z, w)
+            if i < len(self.weights) - 1:
+                z = F.dropout(torch.relu(z), self.dropout_p, self.training)
+        return z
+
+    def layer_weights(self) -> np.ndarray:
+        """Softmax layer weights ``[H_sum, S]`` of the weighted-sum heads."""
+        return self.mix_logits.detach().softmax(-1).cpu().numpy()
+
+    # -------------------------------------------------------------- training
+    def configure_optimizers(self):
+        lr_layer_part = self.head_lr
+        groups = [{"params": [*self.weights, *self.biases], "head_lr": lr_layer_part}]
+        if self.mix_logits.shape[0]:
+            groups.append({"params": [self.mix_logits], "head_lr": self.head_lr[self.num_layer_heads:]})
+        return HeadwiseAdam(groups, weight_decay=self.weight_decay)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        losses = head_losses(self.task_type, self(x), y)
+        self.log("train_loss", losses.mean(), prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
+        return losses.sum()
+
+    def validation_step(self, batch, batch_idx):
+        x, _ = batch
+        self._valid_outputs.append(output_activation(self.task_type, self(x)).float().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._valid_outputs.clear()
+            return
+        window_scores = torch.cat(self._valid_outputs, dim=1)
+        self._valid_outputs.clear()
+        track_scores = average_per_track(window_scores, self.valid_window_track, len(self.valid_targets))
+        scores = np.array([
+            compute_metrics(self.task_type, self.valid_targets, track_scores[h].numpy(), self.labels)[self.primary]
+            for h in range(len(self.heads))
+        ])
+        self.history.append(scores.tolist())
+        self._update_selection(scores)
+        self.log("valid_best", float(np.max(self.best_score)), prog_bar=True)
+        if self.stopped.all():
+            self.trainer.should_stop = True
+
+    def _update_selection(self, scores: np.ndarray) -> None:
+        """Per-head early stopping and best checkpoint, on the validation metric only."""
+        epoch = len(self.history) - 1
+        params = self._head_params()
+        lrs = self._optimizer_head_lrs()
+        for h, score in enumerate(scores):
+            if self.stopped[h]:
+                continue
+            if score > self.best_score[h]:
+                self.best_score[h], self.best_epoch[h], self.bad_epochs[h] = score, epoch, 0
+                for best, p in zip(self._best_params, params):
+                    idx = self._head_slot(h, p)
+                    if idx is not None:
+                        best[idx] = p.detach()[idx]
+                continue
+            self.bad_epochs[h] += 1
+            if self.bad_epochs[h] >= self.patience:
+                self.stopped[h] = True
+                lrs[h] = 0.0
+            elif self.lr_decay_patience and self.bad_epochs[h] % self.lr_decay_patience == 0:
+                lrs[h] *= self.lr_decay_factor
+        self._write_optimizer_head_lrs(lrs)
+
+    def _head_slot(self, h: int, p: torch.Tensor) -> int | None:
+        """Index of head ``h`` along the leading axis of ``p`` (``None`` if ``p`` does not hold that head)."""
+        if p is self.mix_logits:
+            return h - self.num_layer_heads if h >= self.num_layer_heads else None
+        return h
+
+    def _optimizer_head_lrs(self) -> np.ndarray:
+        opt = self.trainer.optimizers[0] if self._trainer is not None else None
+        return opt.param_groups[0]["head_lr"].numpy().copy() if opt is not None else self.head_lr.numpy().copy()
+
+    def _write_optimizer_head_lrs(self, lrs: np.ndarray) -> None:
+        if self._trainer is None:
+            return
+        opt = self.trainer.optimizers[0]
+        opt.param_groups[0]["head_lr"] = torch.as_tensor(lrs, dtype=torch.float32)
+        if len(opt.param_groups) > 1:
+            opt.param_groups[1]["head_lr"] = torch.as_tensor(lrs[self.num_layer_heads:], dtype=torch.float32)
+
+    def restore_best(self) -> None:
+        """Load every head's best-on-validation weights (called once training ends)."""
+        with torch.no_grad():
+            for best, p in zip(self._best_params, self._head_params()):
+                p.copy_(best)
+
+    @torch.no_grad()
+    def predict_tracks(self, features: np.ndarray, window_track: np.ndarray, num_tracks: int,
+                       batch_size: int = 512) -> torch.Tensor:
+        """Per-track scores ``[H, tracks, C]``: window outputs averaged per track, in eval mode."""
+        self.eval()
+        outs = []
+        for start in range(0, len(features), batch_size):
+            x = torch.as_tensor(np.asarray(features[start:start + batch_size], dtype=np.float32), device=self.device)
+            outs.append(output_activation(self.task_type, self(x)).float().cpu())
+        window_scores = torch.cat(outs, dim=1) if outs else torch.zeros(len(self.heads), 0, 1)
+        return average_per_track(window_scores, torch.as_tensor(window_track, dtype=torch.long), num_tracks)
+
+
+def average_per_track(window_scores: torch.Tensor, window_track: torch.Tensor, num_tracks: int) -> torch.Tensor:
+    """Mean of ``[H, windows, C]`` scores over the windows of each track -> ``[H, tracks, C]``."""
+    H, _, C = window_scores.shape
+    sums = torch.zeros(H, num_tracks, C, dtype=window_scores.dtype)
+    sums.index_add_(1, window_track, window_scores)
+    counts = torch.bincount(window_track, minlength=num_tracks).clamp(min=1).to(window_scores.dtype)
+    return sums / counts[None, :, None]

@@ -1,0 +1,65 @@
+"""Run records: one JSON file per run, holding everything needed to trust, reproduce and aggregate it."""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.cache import atomic_write_text, config_checksum
+
+PACKAGES = ("torch", "torchaudio", "transformers", "lightning", "numpy", "scikit-learn", "mir_eval", "hydra-core",
+            "huggingface_hub", "soundfile", "torchcrepe")
+
+# Config keys that move files around but do not change a result: left out of the protocol/record checksum.
+LOCATION_KEYS = ("data_root", "cache_dir", "results_dir", "num_workers", "force")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def suite_revision() -> str | None:
+    """The git commit of this suite, when run from a checkout (``+dirty`` when it has local changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if rev.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_checksum(config: dict[str, Any]) -> str:
+    """Checksum of the settings that define a run's result (file locations excluded)."""
+    return config_checksum({k: v for k, v in config.items() if k not in LOCATION_KEYS and not k.startswith("_")})
+
+
+def record_path(results_dir: Path, config: dict[str, Any]) -> Path:
+    """Where a run's record lives: deterministic, so a repeated run finds its earlier record."""
+    name = f"seed{config['seed']}-{run_checksum(config)[:10]}.json"
+    return Path(results_dir) / "runs" / config["task"]["name"] / config["model"]["name"] / name
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

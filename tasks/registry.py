@@ -1,0 +1,39 @@
+"""Registry of task classes, keyed by the ``kind`` field of a task config."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from tasks.base import Task
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(kind: str) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator registering a :class:`Task` subclass under ``kind``."""
+
+    def decorate(cls: type[Task]) -> type[Task]:
+        if kind in _TASKS:
+            raise ValueError(f"task kind {kind!r} registered twice")
+        _TASKS[kind] = cls
+        return cls
+
+    return decorate
+
+
+def task_kinds() -> list[str]:
+    _import_builtin_tasks()
+    return sorted(_TASKS)
+
+
+def build_task(task_cfg: Mapping[str, Any]) -> Task:
+    """Instantiate the task a task config describes (``task_cfg['kind']`` picks the class)."""
+    _import_builtin_tasks()
+    kind = task_cfg.get("kind")
+    if kind not in _TASKS:
+        raise KeyError(f"unknown task kind {kind!r}; registered kinds: {', '.join(sorted(_TASKS))}")
+    return _TASKS[kind](cfg=task_cfg)
+
+
+def _import_builtin_tasks() -> None:
+    """Import the modules whose import registers the built-in tasks."""
+    from tasks import synth  # noqa: F401
