@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
+from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.extract import load_or_extract
@@ -58,7 +58,7 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
 
     ``encoder`` may be passed in (tests use it to count forward passes); otherwise it is built from the config.
     """
-    console = console or Console(width=None if sys.stdout.isatty() else 120)
+    console = console or make_console()
     started = time.perf_counter()
     out_path = record_path(Path(config["results_dir"]), config)
     task = build_task(config["task"])

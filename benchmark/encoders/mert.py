@@ -542,3 +542,15 @@ def _resolve_snapshot(model_cfg: Mapping[str, Any]) -> Snapshot:
 
 
 __all__ = ["MertEncoder", "build_mert", "build_hf_model", "load_weights_strict", "read_state_dict"]
+
+
+def describe_arch(arch: str, context_seconds: float | None = None) -> dict[str, Any]:
+    """Key facts of an m-a-p architecture read from its config files alone (no weights are built or loaded)."""
+    config_path, pre_path = _arch_files(arch)
+    raw, pre = _read_json(config_path), _read_json(pre_path)
+    _, hop = _receptive_field_and_hop(list(raw["conv_kernel"]), list(raw["conv_stride"]))
+    rate = int(pre["sampling_rate"])
+    if context_seconds is None:
+        context_seconds = 30.0 if _model_family(raw) == "data2vec" else 5.0
+    return {"sample_rate": rate, "num_layers": int(raw["num_hidden_layers"]), "dim": int(raw["hidden_size"]),
+            "frame_rate": rate / hop, "context_seconds": float(context_seconds)}
