@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.metrics import PRIMARY_METRIC, compute_metrics
+from benchmark.evaluation import Evaluator
 from benchmark.optim import HeadwiseAdam
 
 
@@ -42,24 +42,26 @@ def make_heads(layers: list[int], weighted_sum: bool, lrs: list[float]) -> list[
     return heads
 
 
-def output_activation(task_type: str, logits: torch.Tensor) -> torch.Tensor:
-    """Turn raw head outputs into the scores that are averaged per track and scored."""
-    if task_type in ("multiclass", "key"):
+def output_activation(loss: str, logits: torch.Tensor) -> torch.Tensor:
+    """Turn raw head outputs into the scores that evaluators read (probabilities, or values for regression)."""
+    if loss == "cross_entropy":
         return logits.softmax(-1)
-    if task_type == "multilabel":
+    if loss == "bce":
         return logits.sigmoid()
     return logits
 
 
-def head_losses(task_type: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def head_losses(loss: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-head mean loss ``[H]`` for logits ``[H, B, C]``; summing them trains every head on its own loss."""
     H, B, C = logits.shape
-    if task_type in ("multiclass", "key"):
+    if loss == "cross_entropy":
         return F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B).mean(1)
-    if task_type == "multilabel":
+    if loss == "bce":
         return F.binary_cross_entropy_with_logits(
             logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
-    return F.mse_loss(logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
+    if loss == "mse":
+        return F.mse_loss(logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
+    raise ValueError(f"unknown probe loss {loss!r}; expected cross_entropy, bce or mse")
 
 
 def _head_generator(seed: int, head: HeadSpec) -> torch.Generator:
@@ -75,9 +77,9 @@ class LayerSweepProbe(L.LightningModule):
         heads: the heads to train (see :func:`make_heads`).
         num_states: hidden states per window (layers + 1).
         dim: feature width.
-        num_outputs: classes, tags or regression targets.
-        task_type: multiclass, multilabel, regression or key.
-        labels: output names, for metrics.
+        num_outputs: classes, tags, regression targets or frame-level activations.
+        loss: ``cross_entropy``, ``bce`` or ``mse`` (see :data:`benchmark.evaluation.LOSS_BY_TASK_TYPE`).
+        evaluator: scores the validation rows of every head each epoch (selection reads nothing else).
         feature_mean, feature_std: ``[num_states, dim]`` training-set statistics used to standardise inputs.
         hidden: MLP hidden width (0 = linear probe).
         dropout: dropout after the hidden layer.
@@ -85,8 +87,6 @@ class LayerSweepProbe(L.LightningModule):
         lr_decay_patience, lr_decay_factor: a head's rate is multiplied by the factor after this many epochs
             without improvement (0 disables), as ReduceLROnPlateau would do for a lone probe.
         seed: initialisation and dropout seed.
-        valid_window_track, num_valid_tracks: window-to-track map used to average predictions per track.
-        valid_targets: per-track validation targets.
     """
 
     def __init__(
@@ -95,12 +95,10 @@ class LayerSweepProbe(L.LightningModule):
         num_states: int,
         dim: int,
         num_outputs: int,
-        task_type: str,
-        labels: list[str],
+        loss: str,
+        evaluator: Evaluator,
         feature_mean: np.ndarray,
         feature_std: np.ndarray,
-        valid_window_track: np.ndarray,
-        valid_targets: np.ndarray,
         hidden: int = 512,
         dropout: float = 0.2,
         patience: int = 10,
@@ -111,8 +109,8 @@ class LayerSweepProbe(L.LightningModule):
     ) -> None:
         super().__init__()
         self.heads = heads
-        self.task_type, self.labels = task_type, list(labels)
-        self.primary = PRIMARY_METRIC[task_type]
+        self.loss, self.evaluator = loss, evaluator
+        self.primary = evaluator.primary
         self.hidden, self.dropout_p = hidden, dropout
         self.patience, self.lr_decay_patience, self.lr_decay_factor = patience, lr_decay_patience, lr_decay_factor
         self.weight_decay, self.seed = weight_decay, seed
@@ -136,8 +134,6 @@ class LayerSweepProbe(L.LightningModule):
             self.weights.append(torch.nn.Parameter(w))
             self.biases.append(torch.nn.Parameter(b))
         self.head_lr = torch.tensor([h.lr for h in heads], dtype=torch.float32)
-        self.valid_window_track = torch.as_tensor(valid_window_track, dtype=torch.long)
-        self.valid_targets = valid_targets
         # per-head selection state, all on validation
         self.best_score = np.full(H, -np.inf)
         self.best_epoch = np.full(H, -1)
@@ -178,25 +174,21 @@ class LayerSweepProbe(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        losses = head_losses(self.task_type, self(x), y)
+        losses = head_losses(self.loss, self(x), y)
         self.log("train_loss", losses.mean(), prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
         return losses.sum()
 
     def validation_step(self, batch, batch_idx):
         x, _ = batch
-        self._valid_outputs.append(output_activation(self.task_type, self(x)).float().cpu())
+        self._valid_outputs.append(output_activation(self.loss, self(x)).float().cpu())
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._valid_outputs.clear()
             return
-        window_scores = torch.cat(self._valid_outputs, dim=1)
+        row_scores = torch.cat(self._valid_outputs, dim=1)
         self._valid_outputs.clear()
-        track_scores = average_per_track(window_scores, self.valid_window_track, len(self.valid_targets))
-        scores = np.array([
-            compute_metrics(self.task_type, self.valid_targets, track_scores[h].numpy(), self.labels)[self.primary]
-            for h in range(len(self.heads))
-        ])
+        scores = np.array([metrics[self.primary] for metrics in self.evaluator(row_scores)])
         self.history.append(scores.tolist())
         self._update_selection(scores)
         self.log("valid_best", float(np.max(self.best_score)), prog_bar=True)
@@ -251,22 +243,11 @@ class LayerSweepProbe(L.LightningModule):
                 p.copy_(best)
 
     @torch.no_grad()
-    def predict_tracks(self, features: np.ndarray, window_track: np.ndarray, num_tracks: int,
-                       batch_size: int = 512) -> torch.Tensor:
-        """Per-track scores ``[H, tracks, C]``: window outputs averaged per track, in eval mode."""
+    def predict_rows(self, features: np.ndarray, batch_size: int = 512) -> torch.Tensor:
+        """Activated outputs ``[H, rows, C]`` of every head for feature rows ``[rows, S, D]``, in eval mode."""
         self.eval()
         outs = []
         for start in range(0, len(features), batch_size):
             x = torch.as_tensor(np.asarray(features[start:start + batch_size], dtype=np.float32), device=self.device)
-            outs.append(output_activation(self.task_type, self(x)).float().cpu())
-        window_scores = torch.cat(outs, dim=1) if outs else torch.zeros(len(self.heads), 0, 1)
-        return average_per_track(window_scores, torch.as_tensor(window_track, dtype=torch.long), num_tracks)
-
-
-def average_per_track(window_scores: torch.Tensor, window_track: torch.Tensor, num_tracks: int) -> torch.Tensor:
-    """Mean of ``[H, windows, C]`` scores over the windows of each track -> ``[H, tracks, C]``."""
-    H, _, C = window_scores.shape
-    sums = torch.zeros(H, num_tracks, C, dtype=window_scores.dtype)
-    sums.index_add_(1, window_track, window_scores)
-    counts = torch.bincount(window_track, minlength=num_tracks).clamp(min=1).to(window_scores.dtype)
-    return sums / counts[None, :, None]
+            outs.append(output_activation(self.loss, self(x)).float().cpu())
+        return torch.cat(outs, dim=1)

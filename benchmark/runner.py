@@ -17,6 +17,7 @@ from benchmark.cache import FeatureCache
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
+from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
 from benchmark.extract import load_or_extract
 from benchmark.metrics import PRIMARY_METRIC, chance_score
 from benchmark.probe import make_heads
@@ -78,6 +79,8 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     extracted = time.perf_counter()
 
     targets = {s: task.target_array(by_split[s]) for s in SPLITS}
+    evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
+                  for s in ("valid", "test")}
     num_states = splits["train"].features.shape[1]
     layers, with_sum = resolve_layers(config.get("layers", "all"), num_states)
     probe_cfg, trainer_cfg = config["probe"], config["trainer"]
@@ -85,13 +88,14 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     heads = make_heads(layers, with_sum and bool(probe_cfg.get("weighted_sum", True)), [float(x) for x in lrs])
     console.print(f"training {len(heads)} probe heads together ({len(layers)} layers"
                   f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
-    results, model = train_sweep(splits, targets, task.task_type, task.labels, heads, probe_cfg, trainer_cfg,
-                                 seed=int(config["seed"]), console=console)
-    rows, selected = summarise(results, task.task_type)
+    results, model = train_sweep(
+        splits, targets["train"][splits["train"].window_track], evaluators, LOSS_BY_TASK_TYPE[task.task_type],
+        task.num_outputs, heads, probe_cfg, trainer_cfg, seed=int(config["seed"]), console=console)
+    primary = PRIMARY_METRIC[task.task_type]
+    rows, selected = summarise(results, primary)
     trained = time.perf_counter()
 
     chance = chance_score(task.task_type, targets["train"], targets["test"], task.labels)
-    primary = PRIMARY_METRIC[task.task_type]
     print_table(console, task.name, encoder.name, primary, rows, selected, chance)
     record = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

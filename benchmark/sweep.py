@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from benchmark.cache import SplitFeatures
-from benchmark.metrics import PRIMARY_METRIC, compute_metrics
+from benchmark.evaluation import Evaluator
 from benchmark.probe import HeadSpec, LayerSweepProbe, make_heads
 
 log = logging.getLogger(__name__)
@@ -51,18 +51,21 @@ def feature_statistics(features: np.ndarray, chunk: int = 4096) -> tuple[np.ndar
 
 
 class EpochReport(L.Callback):
-    """One line per validation epoch: the best head so far and how many heads are still training."""
+    """A progress line every ``every`` epochs and whenever heads stop: the best head so far and how many train."""
 
-    def __init__(self, console) -> None:
-        self.console = console
+    def __init__(self, console, every: int = 5) -> None:
+        self.console, self.every, self._active = console, every, None
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: LayerSweepProbe) -> None:  # after validation
         if trainer.sanity_checking or not module.history:
             return
+        epoch, active = len(module.history) - 1, int((~module.stopped).sum())
+        if epoch % self.every and active == self._active:
+            return
+        self._active = active
         best = int(np.argmax(module.best_score))
-        active = int((~module.stopped).sum())
         self.console.print(
-            f"epoch {len(module.history) - 1:3d}: best valid {module.primary} {module.best_score[best]:.4f} "
+            f"epoch {epoch:3d}: best valid {module.primary} {module.best_score[best]:.4f} "
             f"({module.heads[best].name}); {active}/{len(module.heads)} heads training", highlight=False)
 
 
@@ -87,27 +90,29 @@ def resolve_layers(layers: Any, num_states: int) -> tuple[list[int], bool]:
 
 def train_sweep(
     splits: dict[str, SplitFeatures],
-    targets: dict[str, np.ndarray],
-    task_type: str,
-    labels: list[str],
+    train_targets: np.ndarray,
+    evaluators: dict[str, Evaluator],
+    loss: str,
+    num_outputs: int,
     heads: list[HeadSpec],
     probe_cfg: dict[str, Any],
     trainer_cfg: dict[str, Any],
     seed: int,
     console=None,
 ) -> tuple[list[HeadResult], LayerSweepProbe]:
-    """Train every head together, then score each head's best-on-validation weights on valid and test."""
+    """Train every head together, then score each head's best-on-validation weights on valid and test.
+
+    ``train_targets`` holds one target per training row (window or frame); ``evaluators`` score the ``valid``
+    and ``test`` rows. Validation drives early stopping and checkpoints; test is scored once, at the end.
+    """
     L.seed_everything(seed, workers=True, verbose=False)
     train, valid = splits["train"], splits["valid"]
     mean, std = feature_statistics(train.features) if probe_cfg.get("standardize", True) else (
         np.zeros(train.features.shape[1:], np.float32), np.ones(train.features.shape[1:], np.float32))
-    window_targets = targets["train"][train.window_track]
-    if task_type in ("multiclass", "key"):
-        window_targets = window_targets.astype(np.int64)
+    row_targets = train_targets.astype(np.int64 if loss == "cross_entropy" else np.float32)
     model = LayerSweepProbe(
-        heads=heads, num_states=train.features.shape[1], dim=train.features.shape[2], num_outputs=len(labels),
-        task_type=task_type, labels=labels, feature_mean=mean, feature_std=std,
-        valid_window_track=valid.window_track, valid_targets=targets["valid"],
+        heads=heads, num_states=train.features.shape[1], dim=train.features.shape[2], num_outputs=num_outputs,
+        loss=loss, evaluator=evaluators["valid"], feature_mean=mean, feature_std=std,
         hidden=int(probe_cfg.get("hidden", 512)), dropout=float(probe_cfg.get("dropout", 0.2)),
         patience=int(trainer_cfg.get("patience", 10)),
         lr_decay_patience=int(trainer_cfg.get("lr_decay_patience", 0)),
@@ -117,8 +122,8 @@ def train_sweep(
     batch_size = int(trainer_cfg.get("batch_size", 64))
     generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
-        _WindowBatches(train.features, window_targets),
-        sampler=BatchSampler(RandomSampler(range(len(window_targets)), generator=generator), batch_size, False),
+        _WindowBatches(train.features, row_targets),
+        sampler=BatchSampler(RandomSampler(range(len(row_targets)), generator=generator), batch_size, False),
         batch_size=None,
     )
     valid_targets_windows = np.zeros(len(valid.window_track), np.float32)  # unused by validation_step
@@ -140,17 +145,9 @@ def train_sweep(
     trainer.fit(model, train_loader, valid_loader)
     model.restore_best()
     model.cpu()
-    results = []
-    scores = {
-        split: model.predict_tracks(splits[split].features, splits[split].window_track, len(targets[split]))
-        for split in ("valid", "test")
-    }
-    for h, head in enumerate(heads):
-        results.append(HeadResult(
-            head=head, best_epoch=int(model.best_epoch[h]),
-            valid=compute_metrics(task_type, targets["valid"], scores["valid"][h].numpy(), labels),
-            test=compute_metrics(task_type, targets["test"], scores["test"][h].numpy(), labels),
-        ))
+    metrics = {split: evaluators[split](model.predict_rows(splits[split].features)) for split in ("valid", "test")}
+    results = [HeadResult(head=head, best_epoch=int(model.best_epoch[h]), valid=metrics["valid"][h],
+                          test=metrics["test"][h]) for h, head in enumerate(heads)]
     return results, model
 
 
@@ -169,9 +166,8 @@ class LayerRow:
         return "weighted_sum" if self.layer is None else str(self.layer)
 
 
-def summarise(results: list[HeadResult], task_type: str) -> tuple[list[LayerRow], LayerRow]:
-    """Collapse the learning-rate grid per layer and pick the selected row, both on validation only."""
-    primary = PRIMARY_METRIC[task_type]
+def summarise(results: list[HeadResult], primary: str) -> tuple[list[LayerRow], LayerRow]:
+    """Collapse the learning-rate grid per layer and pick the selected row, both on validation on ``primary``."""
     by_layer: dict[int | None, HeadResult] = {}
     for r in results:
         current = by_layer.get(r.head.layer)

@@ -36,4 +36,4 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task:
 
 def _import_builtin_tasks() -> None:
     """Import the modules whose import registers the built-in tasks."""
-    from tasks import synth  # noqa: F401
+    from tasks import synth_chords, synth_key, synth_tags, synth_tempo  # noqa: F401

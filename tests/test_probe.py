@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from benchmark.cache import SplitFeatures
+from benchmark.evaluation import ClipEvaluator
 from benchmark.optim import HeadwiseAdam
 from benchmark.probe import make_heads
 from benchmark.sweep import summarise, train_sweep
@@ -32,33 +33,36 @@ def _data(test_informative: int, test_labels_seed: int = 0):
     return splits, labels
 
 
+def _sweep(splits, labels, layers, seed):
+    evaluators = {s: ClipEvaluator("multiclass", list("abcd"), splits[s].window_track, labels[s])
+                  for s in ("valid", "test")}
+    return train_sweep(splits, labels["train"], evaluators, "cross_entropy", 4, make_heads(layers, False, [1e-3]),
+                       PROBE, TRAINER, seed=seed)
+
+
 def test_selection_uses_validation_only():
     # On test, layer 1 carries the signal and layer 0 is noise: a selection peeking at test would pick layer 1.
     splits, labels = _data(test_informative=1)
-    heads = make_heads([0, 1, 2], weighted_sum=False, lrs=[1e-3])
-    results, _ = train_sweep(splits, labels, "multiclass", list("abcd"), heads, PROBE, TRAINER, seed=0)
-    rows, selected = summarise(results, "multiclass")
+    results, _ = _sweep(splits, labels, [0, 1, 2], seed=0)
+    rows, selected = summarise(results, "accuracy")
     assert selected.layer == 0
     test_scores = {row.layer: row.test["accuracy"] for row in rows}
     assert test_scores[1] > test_scores[0]  # the test-best layer was not chosen
 
     # Changing every test feature and label changes nothing that selection produced.
     other_splits, other_labels = _data(test_informative=2, test_labels_seed=7)
-    other_results, _ = train_sweep(other_splits, other_labels, "multiclass", list("abcd"), heads, PROBE, TRAINER,
-                                   seed=0)
+    other_results, _ = _sweep(other_splits, other_labels, [0, 1, 2], seed=0)
     for a, b in zip(results, other_results):
         assert a.best_epoch == b.best_epoch
         assert a.valid == b.valid
-    assert summarise(other_results, "multiclass")[1].layer == 0
+    assert summarise(other_results, "accuracy")[1].layer == 0
 
 
 def test_batched_heads_equal_single_layer_probes():
     splits, labels = _data(test_informative=0)
-    sweep, sweep_model = train_sweep(splits, labels, "multiclass", list("abcd"),
-                                     make_heads([0, 1, 2], False, [1e-3]), PROBE, TRAINER, seed=3)
+    sweep, sweep_model = _sweep(splits, labels, [0, 1, 2], seed=3)
     for layer in (0, 2):
-        alone, alone_model = train_sweep(splits, labels, "multiclass", list("abcd"), make_heads([layer], False, [1e-3]),
-                               PROBE, TRAINER, seed=3)
+        alone, alone_model = _sweep(splits, labels, [layer], seed=3)
         batched = next(r for r in sweep if r.head.layer == layer)
         assert batched.best_epoch == alone[0].best_epoch
         for split in ("valid", "test"):

@@ -1,4 +1,4 @@
-"""Tests of the synthetic tasks (tasks/synth.py) and their renderer (tasks/synth_audio.py).
+"""Tests of the synthetic tasks (tasks/synth_*.py) and their renderer (tasks/synth_audio.py).
 
 Why these tests: the synthetic tasks are the suite's offline default and the fixture of every task type, so
 they must be reproducible (same seed, same bytes), laid out like a real dataset, cheap to re-open (no silent
@@ -26,10 +26,10 @@ from omegaconf import OmegaConf
 
 from tasks.base import SPLITS
 from tasks.registry import build_task, task_kinds
-from tasks.synth import (
-    CHORD_QUALITIES, GENERATOR_VERSION, PITCH_CLASSES_FLAT, PITCH_CLASSES_SHARP, TAG_INSTRUMENTS, SynthChords,
-    SynthTask,
-)
+from tasks.synth_base import GENERATOR_VERSION, SynthTask
+from tasks.synth_chords import SynthChords
+from tasks.synth_music import CHORD_QUALITIES, PITCH_CLASSES_FLAT, PITCH_CLASSES_SHARP
+from tasks.synth_tags import TAG_INSTRUMENTS
 from tasks.synth_audio import INSTRUMENTS, midi_to_hz, normalise, render_drum, render_note
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,0 +1,361 @@
+"""Synthetic tasks' shared machinery: deterministic, download-free datasets rendered to real audio files.
+
+Why: the suite must run end to end offline (CI, a fresh checkout, a machine without the real datasets) and every
+task type needs a fixture. Each synthetic task composes short pieces of music from a seed (chords, progressions,
+melodies, drum grooves; see :mod:`tasks.synth_music` for the composition and :mod:`tasks.synth_audio` for the
+sound), renders them with numpy and writes them as ordinary dataset files, so the pipeline reads them exactly
+like a downloaded dataset::
+
+    <data_root>/<task>/audio/<track_id>.wav    mono 16-bit PCM at ``sample_rate`` (22050 Hz by default, so
+                                               the encoders' resampling is exercised)
+    <data_root>/<task>/manifest.csv            track_id, path (relative to the task folder), split, labels, meta_*
+    <data_root>/<task>/generator.json          generator version and every parameter (= dataset_identity())
+
+Tasks (one module each):
+    synth_chords  multiclass  root (12) x {maj, min, dim, 7}, labels ``C:maj`` .. ``B:7``       tasks.synth_chords
+    synth_key     key         24 keys in mir_eval spelling (``C major`` .. ``Bb minor``, flats)  tasks.synth_key
+    synth_tags    multilabel  which of pad, pluck, organ, bell, bass, drums play                tasks.synth_tags
+    synth_tempo   regression  tempo of a drum groove in BPM                                     tasks.synth_tempo
+
+A clip is a pure function of ``(seed, task, split, index)``, so renders are reproducible and independent.
+"""
+from __future__ import annotations
+
+import abc
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+import soundfile as sf
+
+from tasks.base import SPLITS, Task, Track
+from tasks.synth_audio import NoteEvent, master, render_events
+
+# Bump when a change to the synth_* modules changes the rendered audio or labels: it is part of
+# generator.json and dataset_identity(), so caches and rendered folders are invalidated.
+GENERATOR_VERSION = 1
+
+# Keys every task config carries that are about windowing/registration, not about the generated data.
+_PIPELINE_KEYS = frozenset({"name", "kind", "window_seconds", "hop_seconds"})
+# Config keys that change how the render runs but not what it produces (so not part of the identity):
+# render_workers = processes rendering in parallel (0 = one per available CPU core, at most 8).
+_RUNTIME_DEFAULTS: dict[str, int] = {"render_workers": 0}
+# Below this many clips extra worker processes cost more (interpreter start-up) than they save.
+_MIN_CLIPS_FOR_WORKERS = 64
+
+
+def _task_code(name: str) -> int:
+    """A stable integer per task name so two tasks with the same seed still get different clips."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+class SynthTask(Task):
+    """Shared machinery: parameters, deterministic per-clip seeds, atomic render to disk, manifest reading.
+
+    Subclasses set ``name``, ``task_type``, ``labels``, ``size_defaults`` (n_train/n_valid/n_test),
+    ``extra_defaults`` (task-specific parameters) and implement ``_assign_labels``, ``_render_clip``,
+    ``_label_columns`` and ``_target_from_row``.
+    """
+
+    common_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "clip_seconds": 3.0, "sample_rate": 22050}
+    size_defaults: ClassVar[dict[str, int]] = {}
+    extra_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+        super().__init__(cfg)
+        self.params: dict[str, Any] = self._resolve_params(self.cfg)
+
+    # -- parameters ------------------------------------------------------------------------------------
+    def _resolve_params(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by the config, coerced to canonical types (so ``3`` and ``3.0`` are one dataset)."""
+        defaults = {**self.common_defaults, **self.size_defaults, **self.extra_defaults}
+        unknown = sorted(set(cfg) - set(defaults) - _PIPELINE_KEYS - set(_RUNTIME_DEFAULTS))
+        if unknown:
+            warnings.warn(f"task {self.name}: ignoring unknown config keys {unknown}; known: {sorted(defaults)}",
+                          stacklevel=3)
+        params: dict[str, Any] = {}
+        for key, default in defaults.items():
+            value = cfg.get(key, default)
+            if value is None:
+                value = default
+            if isinstance(default, float):
+                params[key] = float(value)
+            else:
+                if float(value) != int(float(value)):
+                    raise ValueError(f"task {self.name}: {key} must be an integer, got {value!r}")
+                params[key] = int(float(value))
+        if params["seed"] < 0:
+            raise ValueError(f"task {self.name}: seed must be >= 0, got {params['seed']}")
+        if params["clip_seconds"] <= 0.5:
+            raise ValueError(f"task {self.name}: clip_seconds must be > 0.5, got {params['clip_seconds']}")
+        if params["sample_rate"] < 8000:
+            raise ValueError(f"task {self.name}: sample_rate must be >= 8000, got {params['sample_rate']}")
+        for split in SPLITS:
+            if params[f"n_{split}"] < 0:
+                raise ValueError(f"task {self.name}: n_{split} must be >= 0")
+        self._check_params(params)
+        workers = cfg.get("render_workers")
+        self.render_workers = int(workers) if workers is not None else _RUNTIME_DEFAULTS["render_workers"]
+        if self.render_workers < 0:
+            raise ValueError(f"task {self.name}: render_workers must be >= 0")
+        return params
+
+    def _check_params(self, params: dict[str, Any]) -> None:
+        """Task-specific parameter validation (override)."""
+
+    def dataset_identity(self) -> dict[str, Any]:
+        """Task name, generator version and every generator parameter: all that decides the rendered audio."""
+        return {"task": self.name, "generator_version": GENERATOR_VERSION, "params": dict(self.params)}
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def task_dir(self, data_root: Path | str) -> Path:
+        """Folder of this task's rendered dataset."""
+        return Path(data_root) / self.name
+
+    def is_prepared(self, data_root: Path | str) -> bool:
+        """Whether the folder holds a complete render made with exactly the current parameters."""
+        folder = self.task_dir(data_root)
+        try:
+            stored = json.loads((folder / "generator.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if stored != self.dataset_identity():
+            return False
+        try:
+            rows = self._read_manifest(folder)
+        except (OSError, ValueError, KeyError):
+            return False
+        expected = sum(self.params[f"n_{s}"] for s in SPLITS)
+        return len(rows) == expected and all((folder / r["path"]).is_file() for r in rows)
+
+    # -- rendering -------------------------------------------------------------------------------------
+    def _clip_rng(self, purpose: int, split: str, index: int) -> np.random.Generator:
+        """Independent random stream per (seed, task, purpose, split, clip): clips do not depend on each other."""
+        key = [self.params["seed"], _task_code(self.name), purpose, SPLITS.index(split), index]
+        return np.random.default_rng(np.random.SeedSequence(key))
+
+    @abc.abstractmethod
+    def _assign_labels(self, split: str, n: int, rng: np.random.Generator) -> list[Any]:
+        """The label (class index, tag set, tempo) of each clip of a split, decided before rendering."""
+
+    @abc.abstractmethod
+    def _render_clip(self, label: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, str]]:
+        """Audio (float32, peak < 1) of one clip with the given label, plus ``meta_*`` manifest columns."""
+
+    @abc.abstractmethod
+    def _label_columns(self, label: Any) -> dict[str, str]:
+        """Manifest label columns of a label."""
+
+    @abc.abstractmethod
+    def _target_from_row(self, row: Mapping[str, str]) -> Any:
+        """``Track.target`` from a manifest row."""
+
+    def clip_specs(self) -> list[tuple[str, str, int, Any]]:
+        """``(track_id, split, index, label)`` of every clip, in manifest order (cheap: no audio)."""
+        specs = []
+        for split in SPLITS:
+            n = self.params[f"n_{split}"]
+            labels = self._assign_labels(split, n, self._clip_rng(0, split, 0)) if n else []
+            for i, label in enumerate(labels):
+                specs.append((f"{split}_{i:04d}", split, i, label))
+        return specs
+
+    def render_clip(self, split: str, index: int, label: Any) -> tuple[np.ndarray, dict[str, str]]:
+        """Render one clip exactly as :meth:`prepare` does (useful for listening and tests)."""
+        return self._render_clip(label, self._clip_rng(1, split, index))
+
+    def prepare(self, data_root: Path | str) -> None:
+        """Render the dataset unless an identical render is already there.
+
+        Renders into a hidden temporary folder and swaps it in with renames at the end, so an interrupted
+        render never leaves a half-written dataset under the task's name.
+        """
+        root = Path(data_root)
+        if self.is_prepared(root):
+            return
+        root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries(root)
+        tag = f"{socket.gethostname()}-{os.getpid()}"
+        tmp = root / f".{self.name}.rendering-{tag}"
+        old = root / f".{self.name}.old-{tag}"
+        final = self.task_dir(root)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            (tmp / "audio").mkdir(parents=True)
+            specs = self.clip_specs()
+            workers = self._worker_count(len(specs))
+            if workers > 1:
+                rows = self._render_in_workers(tmp, specs, workers)
+            else:
+                rows = [_render_to_file(self, tmp, spec) for spec in specs]
+            self._write_manifest(tmp, rows)
+            (tmp / "generator.json").write_text(json.dumps(self.dataset_identity(), indent=2, sort_keys=True) + "\n")
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _render_in_workers(self, folder: Path, specs: list[tuple[str, str, int, Any]],
+                           workers: int) -> list[dict[str, Any]]:
+        """Render ``specs`` into ``folder`` with ``workers`` fresh interpreters, one shard each.
+
+        Fresh ``python -c`` processes rather than multiprocessing: forking would copy whatever threads the
+        caller holds (torch, CUDA) mid-state, and spawn re-imports the caller's ``__main__``, which breaks
+        scripts without an ``if __name__ == "__main__"`` guard. Clips are independent (own seeds), so the
+        result is byte-identical to a serial render.
+        """
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
+        try:
+            for k in range(workers):
+                job = folder / f".worker-{k}.json"
+                job.write_text(json.dumps({"kind": self.name, "params": self.params, "folder": str(folder),
+                                           "specs": specs[k::workers]}))
+                log = folder / f".worker-{k}.log"
+                with open(log, "wb") as log_fh:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-c", "import sys; from tasks.synth_base import _worker_main; "
+                                               "_worker_main(sys.argv[1])", str(job)],
+                        env=env, stdout=subprocess.DEVNULL, stderr=log_fh)
+                procs.append((proc, job, log))
+            rows_by_id: dict[str, dict[str, Any]] = {}
+            for proc, job, log in procs:
+                if proc.wait() != 0:
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"render worker for {self.name} failed (exit {proc.returncode}):\n{tail}")
+                for row in json.loads(job.with_suffix(".rows").read_text()):
+                    rows_by_id[row["track_id"]] = row
+        finally:
+            for proc, _, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        for leftover in folder.glob(".worker-*"):
+            leftover.unlink()
+        return [rows_by_id[track_id] for track_id, _, _, _ in specs]
+
+    def _worker_count(self, n_clips: int) -> int:
+        """Processes to render with: the configured number, or (0 = auto) one per usable core, at most 8."""
+        if self.render_workers > 0:
+            return self.render_workers
+        if n_clips < _MIN_CLIPS_FOR_WORKERS:
+            return 1
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return max(1, min(cores, 8))
+
+    def _remove_stale_temporaries(self, root: Path) -> None:
+        """Delete temporary folders left by renders of this task on this host whose process is gone."""
+        host = socket.gethostname()
+        for prefix in (f".{self.name}.rendering-{host}-", f".{self.name}.old-{host}-"):
+            for path in root.glob(prefix + "*"):
+                pid_text = path.name[len(prefix):]
+                if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                    shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _write_manifest(folder: Path, rows: list[dict[str, Any]]) -> None:
+        """Write manifest.csv with the union of columns, in first-seen order."""
+        columns: list[str] = []
+        for row in rows:
+            columns.extend(c for c in row if c not in columns)
+        if not columns:
+            columns = ["track_id", "path", "split"]
+        with open(folder / "manifest.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    @staticmethod
+    def _read_manifest(folder: Path) -> list[dict[str, str]]:
+        with open(folder / "manifest.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            if not row["track_id"] or not row["path"] or row["split"] not in SPLITS:
+                raise ValueError(f"malformed manifest row in {folder}: {row}")
+        return rows
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def tracks(self, data_root: Path) -> list[Track]:
+        """All tracks from the manifest; renders first when the folder is missing or stale (synthetic data
+        can always be regenerated, so there is nothing to download)."""
+        self.prepare(data_root)
+        folder = self.task_dir(data_root)
+        return [
+            Track(track_id=row["track_id"], path=folder / row["path"], split=row["split"],
+                  target=self._target_from_row(row))
+            for row in self._read_manifest(folder)
+        ]
+
+    def _mix(self, events: Sequence[NoteEvent], rng: np.random.Generator,
+             gains: dict[str, float] | None = None) -> np.ndarray:
+        """Render a score to a mastered clip of ``clip_seconds`` (``gains``: per-instrument linear levels)."""
+        sr = self.params["sample_rate"]
+        return master(render_events(events, self.params["clip_seconds"], sr, rng, gains=gains), sr, rng)
+
+
+class SynthClassTask(SynthTask):
+    """A synthetic task with one class of ``labels`` per clip (in a ``label`` column), balanced within each split."""
+
+    def _assign_labels(self, split: str, n: int, rng: np.random.Generator) -> list[Any]:
+        # class counts differ by at most one, in random order
+        return [int(x) for x in rng.permutation(np.arange(n) % len(self.labels))]
+
+    def _label_columns(self, label: Any) -> dict[str, str]:
+        return {"label": self.labels[label]}
+
+    def _target_from_row(self, row: Mapping[str, str]) -> Any:
+        return self.labels.index(row["label"])
+
+
+def _render_to_file(task: SynthTask, folder: Path, spec: tuple[str, str, int, Any]) -> dict[str, Any]:
+    """Render one clip into ``folder/audio`` and return its manifest row (module level: runs in workers)."""
+    track_id, split, index, label = spec
+    audio, meta = task.render_clip(split, index, label)
+    rel = f"audio/{track_id}.wav"
+    sf.write(folder / rel, audio, task.params["sample_rate"], subtype="PCM_16", format="WAV")
+    return {"track_id": track_id, "path": rel, "split": split, **task._label_columns(label), **meta}
+
+
+def _worker_main(job_path: str) -> None:
+    """Entry point of a render worker: render the clips of a job file, write their manifest rows beside it."""
+    from tasks.registry import build_task
+
+    job = json.loads(Path(job_path).read_text())
+    task = build_task({"kind": job["kind"], **job["params"], "render_workers": 1})
+    if not isinstance(task, SynthTask) or task.params != job["params"]:
+        raise RuntimeError(f"worker rebuilt {job['kind']} with different parameters")
+    folder = Path(job["folder"])
+    rows = []
+    for track_id, split, index, label in job["specs"]:
+        if isinstance(label, list):
+            label = tuple(label)  # tag sets travel as JSON lists
+        rows.append(_render_to_file(task, folder, (track_id, split, index, label)))
+    Path(job_path).with_suffix(".rows").write_text(json.dumps(rows))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
