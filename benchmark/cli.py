@@ -1,9 +1,11 @@
 """Command line: ``python -m benchmark <command> [hydra overrides]``.
 
 Commands:
-    run     probe every layer of ``model=`` on ``task=`` (a Hydra app: ``-m`` sweeps, any override)
-    embed   write every hidden state of audio files as ``[layers+1, frames, dim]`` float32 ``.npy``
-    list    the models and tasks this suite knows, with their key facts
+    run      probe every layer of ``model=`` on ``task=`` (a Hydra app: ``-m`` sweeps, any override)
+    check    verify a local dataset copy: layout, published checksums, tracks per split (``task=<name>``)
+    prepare  fetch a dataset, or print the manual steps where it has no public source (``prepare <task>``)
+    embed    write every hidden state of audio files as ``[layers+1, frames, dim]`` float32 ``.npy``
+    list     the models and tasks this suite knows, with their key facts
 """
 from __future__ import annotations
 
@@ -50,6 +52,36 @@ def _compose(config_name: str, overrides: list[str]):
         return compose(config_name=config_name, overrides=overrides)
 
 
+def _task_from_args(argv: list[str]):
+    """Compose the run config (``prepare gtzan`` is accepted as a short form of ``prepare task=gtzan``)."""
+    from tasks.registry import build_task
+
+    if argv and "=" not in argv[0]:
+        argv = [f"task={argv[0]}", *argv[1:]]
+    config = _resolved(_compose("config", argv))
+    return build_task(config["task"]), Path(config["data_root"]), config
+
+
+def _check_command(argv: list[str]) -> int:
+    from tasks.base import DatasetMissingError, check_dataset
+
+    task, data_root, config = _task_from_args(argv)
+    try:
+        tracks = task.tracks(data_root)
+    except DatasetMissingError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    report = check_dataset(task, tracks, data_root, verify_checksums=bool(config.get("verify_checksums", True)))
+    print(report.summary())
+    return 0 if report.complete else 1
+
+
+def _prepare_command(argv: list[str]) -> int:
+    task, data_root, _ = _task_from_args(argv)
+    task.prepare(data_root)
+    return 0
+
+
 def _embed_command(argv: list[str]) -> int:
     from benchmark.embed import embed_files
 
@@ -68,6 +100,8 @@ def _list_command(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run_command,
+    "check": _check_command,
+    "prepare": _prepare_command,
     "embed": _embed_command,
     "list": _list_command,
 }

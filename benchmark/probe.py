@@ -87,6 +87,8 @@ class LayerSweepProbe(L.LightningModule):
         lr_decay_patience, lr_decay_factor: a head's rate is multiplied by the factor after this many epochs
             without improvement (0 disables), as ReduceLROnPlateau would do for a lone probe.
         seed: initialisation and dropout seed.
+        state_ids: the hidden-state index of each position of the features' layer axis (default ``0..S-1``;
+            frame-level caches hold only the requested layers).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class LayerSweepProbe(L.LightningModule):
         lr_decay_factor: float = 0.5,
         weight_decay: float = 0.0,
         seed: int = 0,
+        state_ids: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.heads = heads
@@ -117,7 +120,9 @@ class LayerSweepProbe(L.LightningModule):
         H = len(heads)
         layer_heads = [h for h in heads if h.layer is not None]
         self.num_layer_heads = len(layer_heads)
-        self.register_buffer("layer_index", torch.tensor([h.layer for h in layer_heads], dtype=torch.long))
+        state_ids = list(range(num_states)) if state_ids is None else list(state_ids)
+        self.register_buffer("layer_index", torch.tensor([state_ids.index(h.layer) for h in layer_heads],
+                                                         dtype=torch.long))
         self.register_buffer("feature_mean", torch.as_tensor(feature_mean, dtype=torch.float32))
         self.register_buffer("feature_std", torch.as_tensor(feature_std, dtype=torch.float32))
         self.mix_logits = torch.nn.Parameter(torch.zeros(H - self.num_layer_heads, num_states))

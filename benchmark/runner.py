@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.audio import WindowSpec
-from benchmark.cache import FeatureCache
+from benchmark.cache import FeatureCache, SplitFeatures
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
-from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
-from benchmark.extract import load_or_extract
-from benchmark.metrics import PRIMARY_METRIC, chance_score
+from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator, Evaluator
+from benchmark.extract import ExtractionStats, load_or_extract
+from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
 from benchmark.sweep import LayerRow, resolve_layers, summarise, train_sweep
-from tasks.base import SPLITS, Task, Track
+from tasks.base import SPLITS, Task, Track, check_dataset
 from tasks.registry import build_task
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ def window_spec(task_cfg: dict[str, Any], encoder: Encoder) -> WindowSpec:
     """The task's window/hop, defaulting to the encoder's pretraining context and non-overlapping windows."""
     window = task_cfg.get("window_seconds") or encoder.context_seconds
     hop = task_cfg.get("hop_seconds") or window
-    return WindowSpec(window=float(window), hop=float(hop))
+    min_fraction = task_cfg.get("window_min_fraction")
+    return WindowSpec(window=float(window), hop=float(hop),
+                      min_fraction=0.5 if min_fraction is None else float(min_fraction))
 
 
 def split_tracks(task: Task, tracks: list[Track]) -> dict[str, list[Track]]:
@@ -42,6 +44,37 @@ def split_tracks(task: Task, tracks: list[Track]) -> dict[str, list[Track]]:
     if empty:
         raise ValueError(f"task {task.name}: split(s) {empty} have no tracks; check the dataset and its manifest")
     return by_split
+
+
+class DatasetIncompleteError(RuntimeError):
+    """More of a split is missing (or fails its checksum) than ``max_missing_fraction`` allows."""
+
+
+def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
+                   console: Console) -> tuple[dict[str, list[Track]], dict[str, list[str]]]:
+    """Check the local dataset before any compute; drop absent or corrupt files within the allowed fraction.
+
+    Returns the usable tracks per split and the skipped track ids per split (for the run record).
+    """
+    tracks = task.tracks(data_root)
+    report = check_dataset(task, tracks, data_root, verify_checksums=bool(config.get("verify_checksums", True)))
+    limit = float(config.get("max_missing_fraction", 0.01))
+    bad_paths = set(report.bad_checksums)
+    skipped = {s: list(report.missing.get(s, [])) for s in SPLITS}
+    for t in tracks:
+        if str(t.path) in bad_paths:
+            skipped[t.split].append(t.track_id)
+    over = [s for s in SPLITS if len(skipped[s]) > limit * max(report.counts[s], 1)]
+    if over:
+        raise DatasetIncompleteError(
+            f"{report.summary()}\nsplit(s) {over} lose more than max_missing_fraction={limit:g} of their tracks; "
+            f"fetch the data with `{task.fetch_command()}` or allow it with max_missing_fraction=...")
+    if not report.complete:
+        console.print(report.summary(), highlight=False)
+        console.print(f"[yellow]skipping {sum(map(len, skipped.values()))} track(s) "
+                      f"(within max_missing_fraction={limit:g})[/]")
+    gone = {tid for ids in skipped.values() for tid in ids}
+    return split_tracks(task, [t for t in tracks if t.track_id not in gone]), skipped
 
 
 def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task) -> FeatureCache:
@@ -54,6 +87,44 @@ def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Tas
     })
 
 
+@dataclass
+class ProbeData:
+    """Everything a layer sweep needs, whatever the task's level.
+
+    ``splits`` rows are windows (clip-level tasks) or frames (frame-level tasks); ``train_targets`` has one
+    target per training row; ``state_ids`` names the hidden state at each position of the features' layer axis.
+    """
+
+    splits: dict[str, SplitFeatures]
+    train_targets: np.ndarray
+    evaluators: dict[str, Evaluator]
+    loss: str
+    num_outputs: int
+    chance: float
+    cache: FeatureCache
+    extraction: ExtractionStats
+    state_ids: list[int] | None = None
+
+
+def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
+                    config: dict[str, Any], console: Console) -> ProbeData:
+    """Pooled window features of every layer (cached), window targets, and per-track evaluators."""
+    cache = feature_cache(Path(config["cache_dir"]), encoder, spec, task)
+    console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
+                  f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks; "
+                  f"window {spec.window:g} s, hop {spec.hop:g} s; cache {cache.dir}")
+    splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
+                                         int(config.get("num_workers", 0)), console=console)
+    targets = {s: task.target_array(by_split[s]) for s in SPLITS}
+    evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
+                  for s in ("valid", "test")}
+    return ProbeData(
+        splits=splits, train_targets=targets["train"][splits["train"].window_track], evaluators=evaluators,
+        loss=LOSS_BY_TASK_TYPE[task.task_type], num_outputs=task.num_outputs,
+        chance=chance_score(task.task_type, targets["train"], targets["test"], task.labels),
+        cache=cache, extraction=extraction)
+
+
 def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder | None = None) -> dict[str, Any]:
     """Run the benchmark described by a resolved config (a plain dict) and return its record.
 
@@ -64,38 +135,33 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     out_path = record_path(Path(config["results_dir"]), config)
     task = build_task(config["task"])
     data_root = Path(config["data_root"])
-    task.prepare(data_root)
-    by_split = split_tracks(task, task.tracks(data_root))
+    by_split, skipped = checked_tracks(task, data_root, config, console)
     encoder = encoder or build_encoder(config["model"])
     spec = window_spec(config["task"], encoder)
-    cache = feature_cache(Path(config["cache_dir"]), encoder, spec, task)
-    console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
-                  f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks; "
-                  f"window {spec.window:g} s, hop {spec.hop:g} s; cache {cache.dir}")
-    splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
-                                         int(config.get("num_workers", 0)), console=console)
-    if extraction.forward_calls == 0:
+    layers, with_sum = resolve_layers(config.get("layers", "all"), encoder.num_hidden_states)
+    if task.level == "frame":
+        from benchmark.frame_level import frame_level_data
+
+        data = frame_level_data(task, encoder, by_split, spec, layers, config, console)
+    else:
+        data = clip_level_data(task, encoder, by_split, spec, config, console)
+    if data.extraction.forward_calls == 0:
         console.print("features: read from cache (encoder not run)")
     extracted = time.perf_counter()
 
-    targets = {s: task.target_array(by_split[s]) for s in SPLITS}
-    evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
-                  for s in ("valid", "test")}
-    num_states = splits["train"].features.shape[1]
-    layers, with_sum = resolve_layers(config.get("layers", "all"), num_states)
     probe_cfg, trainer_cfg = config["probe"], config["trainer"]
     lrs = probe_cfg["lr"] if isinstance(probe_cfg["lr"], (list, tuple)) else [probe_cfg["lr"]]
     heads = make_heads(layers, with_sum and bool(probe_cfg.get("weighted_sum", True)), [float(x) for x in lrs])
     console.print(f"training {len(heads)} probe heads together ({len(layers)} layers"
                   f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
     results, model = train_sweep(
-        splits, targets["train"][splits["train"].window_track], evaluators, LOSS_BY_TASK_TYPE[task.task_type],
-        task.num_outputs, heads, probe_cfg, trainer_cfg, seed=int(config["seed"]), console=console)
-    primary = PRIMARY_METRIC[task.task_type]
+        data.splits, data.train_targets, data.evaluators, data.loss, data.num_outputs, heads, probe_cfg,
+        trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids)
+    primary = data.evaluators["test"].primary
     rows, selected = summarise(results, primary)
     trained = time.perf_counter()
 
-    chance = chance_score(task.task_type, targets["train"], targets["test"], task.labels)
+    chance = data.chance
     print_table(console, task.name, encoder.name, primary, rows, selected, chance)
     record = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -117,13 +183,14 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
         "encoder": encoder.identity(),
         "dataset": task.dataset_identity(),
         "split_sizes": {s: len(t) for s, t in by_split.items()},
+        "skipped": skipped,
         "window": spec.as_dict(),
-        "feature_cache": {"key": cache.key, "dir": str(cache.dir), "disk_bytes": cache.disk_bytes()},
+        "feature_cache": {"key": data.cache.key, "dir": str(data.cache.dir), "disk_bytes": data.cache.disk_bytes()},
         "timings": {
             "total_seconds": trained - started,
-            "extraction_seconds": extraction.seconds,
-            "extraction_audio_seconds": extraction.audio_seconds,
-            "encoder_forward_calls": extraction.forward_calls,
+            "extraction_seconds": data.extraction.seconds,
+            "extraction_audio_seconds": data.extraction.audio_seconds,
+            "encoder_forward_calls": data.extraction.forward_calls,
             "training_seconds": trained - extracted,
         },
         "config": {k: v for k, v in config.items() if not k.startswith("_")},

@@ -80,7 +80,7 @@ class HeadResult:
 def resolve_layers(layers: Any, num_states: int) -> tuple[list[int], bool]:
     """``layers=all`` -> every hidden state plus the weighted sum; an int or list restricts the sweep."""
     if layers in (None, "all"):
-        return list(range(num_states)), True
+        return list(range(num_states)), num_states > 1  # a weighted sum of one state is that state
     chosen = [int(layers)] if isinstance(layers, (int, str)) else [int(x) for x in layers]
     bad = [x for x in chosen if not 0 <= x < num_states]
     if bad:
@@ -99,6 +99,7 @@ def train_sweep(
     trainer_cfg: dict[str, Any],
     seed: int,
     console=None,
+    state_ids: list[int] | None = None,
 ) -> tuple[list[HeadResult], LayerSweepProbe]:
     """Train every head together, then score each head's best-on-validation weights on valid and test.
 
@@ -117,7 +118,7 @@ def train_sweep(
         patience=int(trainer_cfg.get("patience", 10)),
         lr_decay_patience=int(trainer_cfg.get("lr_decay_patience", 0)),
         lr_decay_factor=float(trainer_cfg.get("lr_decay_factor", 0.5)),
-        weight_decay=float(probe_cfg.get("weight_decay", 0.0)), seed=seed,
+        weight_decay=float(probe_cfg.get("weight_decay", 0.0)), seed=seed, state_ids=state_ids,
     )
     batch_size = int(trainer_cfg.get("batch_size", 64))
     generator = torch.Generator().manual_seed(seed)

@@ -1,4 +1,5 @@
-"""What every task provides: its tracks with splits and targets, its type, and its label names.
+"""What every task provides: its tracks with splits and targets, its type, its label names, and a check of the
+local copy of its dataset.
 
 A task knows its data (where the audio is, how the split is defined, how labels are encoded); it knows nothing
 about encoders or probes. The task type picks the loss and metrics (see :mod:`benchmark.metrics`).
@@ -6,14 +7,28 @@ about encoders or probes. The task type picks the loss and metrics (see :mod:`be
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
-TaskType = Literal["multiclass", "multilabel", "regression", "key"]
+TaskType = Literal["multiclass", "multilabel", "regression", "key", "beat"]
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
+# The committed split manifests, label lists and checksums (``datasets/<task>/``), whatever ``data_root`` is.
+MANIFEST_ROOT = Path(__file__).resolve().parents[1] / "datasets"
+
+
+class DatasetMissingError(FileNotFoundError):
+    """The dataset is not where the task looks; the message names the folder, the layout and the fix."""
+
+
+def missing_dataset_message(task: str, folder: Path, layout: str, fetch: str) -> str:
+    """The one message a user sees for a missing dataset: where we looked, what should be there, how to get it."""
+    return (f"task {task}: dataset not found in {folder}\n"
+            f"expected layout:\n{layout.rstrip()}\n"
+            f"to fetch it: {fetch}\n"
+            f"(or point data_root=PATH at the folder that holds it)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,10 @@ class Task(abc.ABC):
     name: str = ""
     task_type: TaskType = "multiclass"
     labels: list[str] = []
+    # "clip": one target per track, features pooled per window; "frame": targets per encoder frame (beats).
+    level: ClassVar[str] = "clip"
+    # The split sizes the field reports (checked against what is found on disk); None = no fixed sizes.
+    expected_counts: ClassVar[dict[str, int] | None] = None
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         self.cfg: dict[str, Any] = dict(cfg or {})
@@ -79,3 +98,76 @@ class Task(abc.ABC):
                 y[i, list(t.target)] = 1.0
             return y
         return np.asarray([list(t.target) for t in tracks], dtype=np.float32).reshape(len(tracks), -1)
+
+    def fetch_command(self) -> str:
+        """The command that fetches (or prints how to fetch) this task's data."""
+        return f"python -m benchmark prepare {self.name}"
+
+    def checksums(self, data_root: Path) -> dict[Path, tuple[str, str]]:
+        """Published checksums of the dataset's files: ``{path: (algorithm, hex digest)}`` (none by default)."""
+        return {}
+
+
+@dataclass
+class DatasetCheck:
+    """What ``python -m benchmark check`` found for one task: counts per split against the expected sizes,
+    files listed by the split but absent on disk, and files whose checksum differs from the published one."""
+
+    task: str
+    counts: dict[str, int]
+    expected: dict[str, int] | None
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    bad_checksums: list[str] = field(default_factory=list)
+
+    def present(self, split: str) -> int:
+        return self.counts[split] - len(self.missing.get(split, []))
+
+    def missing_fraction(self, split: str) -> float:
+        return len(self.missing.get(split, [])) / max(self.counts[split], 1)
+
+    @property
+    def complete(self) -> bool:
+        sizes_ok = self.expected is None or all(self.counts.get(s) == n for s, n in self.expected.items())
+        return sizes_ok and not any(self.missing.values()) and not self.bad_checksums
+
+    def summary(self, max_listed: int = 10) -> str:
+        lines = [f"task {self.task}:"]
+        for split in SPLITS:
+            want = f" (expected {self.expected[split]})" if self.expected and split in self.expected else ""
+            lines.append(f"  {split:5s} {self.present(split)} of {self.counts[split]} tracks present{want}")
+            gone = self.missing.get(split, [])
+            if gone:
+                shown = ", ".join(gone[:max_listed]) + (f" ... (+{len(gone) - max_listed} more)" if
+                                                          len(gone) > max_listed else "")
+                lines.append(f"        missing: {shown}")
+        if self.bad_checksums:
+            lines.append(f"  checksum mismatch: {', '.join(self.bad_checksums[:max_listed])}"
+                         + (f" ... (+{len(self.bad_checksums) - max_listed} more)"
+                            if len(self.bad_checksums) > max_listed else ""))
+        lines.append("  OK" if self.complete else "  INCOMPLETE")
+        return "\n".join(lines)
+
+
+def check_dataset(task: Task, tracks: list[Track], data_root: Path, verify_checksums: bool = True) -> DatasetCheck:
+    """Compare the tracks a task lists with what is on disk (and with published checksums)."""
+    from benchmark.checksums import file_digests
+
+    counts = {s: 0 for s in SPLITS}
+    missing: dict[str, list[str]] = {s: [] for s in SPLITS}
+    seen_paths: set[Path] = set()
+    for t in tracks:
+        counts[t.split] += 1
+        if t.path in seen_paths:
+            continue
+        seen_paths.add(t.path)
+        if not t.path.is_file():
+            missing[t.split].append(t.track_id)
+    bad: list[str] = []
+    if verify_checksums:
+        published = {p: v for p, v in task.checksums(data_root).items() if p in seen_paths and p.is_file()}
+        for algorithm in sorted({a for a, _ in published.values()}):
+            paths = [p for p, (a, _) in published.items() if a == algorithm]
+            for path, digest in file_digests(paths, algorithm).items():
+                if digest != published[path][1].lower():
+                    bad.append(str(path))
+    return DatasetCheck(task.name, counts, task.expected_counts, missing, sorted(bad))

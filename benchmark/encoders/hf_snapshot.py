@@ -5,19 +5,18 @@ weight file, never the repository's custom code. This module finds those files e
 (``model.checkpoint=PATH``) or in the standard Hugging Face cache (downloading them when online), and records
 which commit they came from, so that a run can say exactly which weights produced its features.
 
-It also hashes weight files once and remembers the hash in a small sidecar, because hashing a 1.3 GB checkpoint on
-every run would cost seconds for nothing.
+Weight files are hashed by :mod:`benchmark.checksums`, which remembers each hash in a sidecar.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmark.checksums import file_sha256  # noqa: F401  (re-exported: weight files are hashed here)
 
 log = logging.getLogger(__name__)
 
@@ -197,56 +196,6 @@ def hub_snapshot(repo_id: str, revision: str, *, cache_dir: str | os.PathLike[st
         revision=revision,
         commit=_commit_of_folder(folder),
     )
-
-
-def _sidecar_path() -> Path:
-    """Where weight-file hashes are remembered (``BENCHMARK_HASH_CACHE`` overrides)."""
-    if os.environ.get("BENCHMARK_HASH_CACHE"):
-        return Path(os.environ["BENCHMARK_HASH_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "mir-probe-benchmark" / "sha256.json"
-
-
-_MEMO: dict[str, str] = {}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, computed once per (real path, size, mtime) and remembered in a sidecar JSON.
-
-    The key includes size and modification time, so a replaced file is hashed again. A sidecar that cannot be
-    read or written only costs a re-hash, never an error.
-    """
-    real = Path(path).resolve()
-    stat = real.stat()
-    key = f"{real}|{stat.st_size}|{stat.st_mtime_ns}"
-    if key in _MEMO:
-        return _MEMO[key]
-    sidecar = _sidecar_path()
-    table: dict[str, str] = {}
-    try:
-        table = json.loads(sidecar.read_text())
-        if not isinstance(table, dict):
-            table = {}
-    except (OSError, ValueError):
-        table = {}
-    digest = table.get(key)
-    if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
-        h = hashlib.sha256()
-        with open(real, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        digest = h.hexdigest()
-        table[key] = digest
-        try:
-            sidecar.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=sidecar.parent, prefix=".sha256-", suffix=".json")
-            with os.fdopen(fd, "w") as f:
-                json.dump(table, f, indent=0, sort_keys=True)
-            os.replace(tmp, sidecar)
-        except OSError as exc:
-            log.debug("could not write the hash sidecar %s: %s", sidecar, exc)
-    _MEMO[key] = digest
-    return digest
 
 
 def bytes_sha256(data: bytes) -> str:
