@@ -35,5 +35,11 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task:
 
 
 def _import_builtin_tasks() -> None:
-    """Import the modules whose import registers the built-in tasks."""
-    from tasks import synth_chords, synth_key, synth_tags, synth_tempo  # noqa: F401
+    """Import every module of the ``tasks`` package: importing a task module registers its tasks."""
+    import importlib
+    import pkgutil
+
+    import tasks
+
+    for module in pkgutil.iter_modules(tasks.__path__):
+        importlib.import_module(f"tasks.{module.name}")
