@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,14 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.audio import WindowSpec
-from benchmark.cache import FeatureCache, SplitFeatures
+from benchmark.cache import FeatureCache
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
-from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator, Evaluator
-from benchmark.extract import ExtractionStats, load_or_extract
+from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
+from benchmark.extract import load_or_extract
 from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
+from benchmark.probe_data import ProbeData
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
 from benchmark.sweep import LayerRow, resolve_layers, summarise, train_sweep
 from tasks.base import SPLITS, Task, Track, check_dataset
@@ -85,25 +86,6 @@ def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Tas
         "pooling": "time_mean",
         "dataset": task.dataset_identity(),
     })
-
-
-@dataclass
-class ProbeData:
-    """Everything a layer sweep needs, whatever the task's level.
-
-    ``splits`` rows are windows (clip-level tasks) or frames (frame-level tasks); ``train_targets`` has one
-    target per training row; ``state_ids`` names the hidden state at each position of the features' layer axis.
-    """
-
-    splits: dict[str, SplitFeatures]
-    train_targets: np.ndarray
-    evaluators: dict[str, Evaluator]
-    loss: str
-    num_outputs: int
-    chance: float
-    cache: FeatureCache
-    extraction: ExtractionStats
-    state_ids: list[int] | None = None
 
 
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
