@@ -103,7 +103,7 @@ def extract_split(
     try:
         for track_indices, audio in _batches(_counting(loader, progress, seen_tracks), batch_size):
             with torch.inference_mode():
-                states, frame_lengths = encoder.hidden_states(torch.from_numpy(audio))
+                states, frame_lengths = encoder.hidden_states(torch.from_numpy(audio).to(encoder.device))
             calls += 1
             pooled = _time_mean(states, frame_lengths)
             writer.append(pooled.numpy(), track_indices)
@@ -134,10 +134,11 @@ def _counting(loader, progress, seen: set[int]):
 def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
     """``[S, B, T, D]`` -> ``[B, S, D]`` mean over each item's valid frames."""
     states = states.float()
+    frame_lengths = frame_lengths.to(states.device)
     T = states.shape[2]
-    mask = (torch.arange(T)[None, :] < frame_lengths[:, None]).to(states.dtype)  # [B, T]
+    mask = (torch.arange(T, device=states.device)[None, :] < frame_lengths[:, None]).to(states.dtype)  # [B, T]
     summed = torch.einsum("sbtd,bt->bsd", states, mask)
-    return summed / frame_lengths.clamp(min=1)[:, None, None].to(states.dtype)
+    return (summed / frame_lengths.clamp(min=1)[:, None, None].to(states.dtype)).cpu()
 
 
 def tracks_checksum(tracks: list[Track]) -> str:

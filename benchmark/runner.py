@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +28,13 @@ from tasks.base import SPLITS, Task, Track, check_dataset
 from tasks.registry import build_task
 
 log = logging.getLogger(__name__)
+
+
+def compute_device(name: str) -> torch.device:
+    """``auto`` = the first CUDA device when there is one, else the CPU; ``cpu`` / ``cuda[:N]`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def window_spec(task_cfg: dict[str, Any], encoder: Encoder) -> WindowSpec:
@@ -117,7 +125,7 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     task = build_task(config["task"])
     data_root = Path(config["data_root"])
     by_split, skipped = checked_tracks(task, data_root, config, console)
-    encoder = encoder or build_encoder(config["model"])
+    encoder = encoder or build_encoder(config["model"]).to(compute_device(config.get("device", "auto")))
     spec = window_spec(config["task"], encoder)
     layers, with_sum = resolve_layers(config.get("layers", "all"), encoder.num_hidden_states)
     if task.level == "frame":

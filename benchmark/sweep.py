@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 # Lightning's start-up banner (GPU/TPU availability, tips) says nothing a benchmark user needs.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
+# Lightning 2.6 on torch 2.14 warns about torch's own pytree API at every fit; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 class _WindowBatches(Dataset):

@@ -37,6 +37,13 @@ class Encoder(torch.nn.Module, abc.ABC):
     def num_hidden_states(self) -> int:
         return self.num_layers + 1
 
+    @property
+    def device(self) -> torch.device:
+        """Where the encoder computes (its first parameter or buffer; CPU for parameter-free encoders)."""
+        for tensor in (*self.parameters(), *self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
     @abc.abstractmethod
     def hidden_states(
         self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
