@@ -64,10 +64,11 @@ def head_losses(loss: str, logits: torch.Tensor, target: torch.Tensor) -> torch.
     raise ValueError(f"unknown probe loss {loss!r}; expected cross_entropy, bce or mse")
 
 
-def _head_generator(seed: int, head: HeadSpec) -> torch.Generator:
-    """A generator that depends on the seed and the head only, so a head initialises identically whatever
-    other heads share the run (a single-layer probe equals its head in a full sweep)."""
-    return torch.Generator().manual_seed(zlib.crc32(f"{seed}:{head.name}".encode()))
+def _head_generator(seed: int, head: HeadSpec, purpose: str = "init",
+                    device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator that depends on the seed and the head only, so a head initialises and drops out identically
+    whatever other heads share the run: a single-layer probe equals its head in a full sweep."""
+    return torch.Generator(device=device).manual_seed(zlib.crc32(f"{seed}:{head.name}:{purpose}".encode()))
 
 
 class LayerSweepProbe(L.LightningModule):
@@ -133,7 +134,7 @@ class LayerSweepProbe(L.LightningModule):
             w, b = torch.empty(H, fan_in, fan_out), torch.empty(H, fan_out)
             bound = 1.0 / math.sqrt(fan_in)
             for i, head in enumerate(heads):
-                g = _head_generator(seed, head)
+                g = _head_generator(seed, head, "init")
                 w[i].uniform_(-bound, bound, generator=g)
                 b[i].uniform_(-bound, bound, generator=g)
             self.weights.append(torch.nn.Parameter(w))
@@ -147,6 +148,7 @@ class LayerSweepProbe(L.LightningModule):
         self.history: list[list[float]] = []
         self._best_params = [p.detach().clone() for p in self._head_params()]
         self._valid_outputs: list[torch.Tensor] = []
+        self._dropout_generators: list[torch.Generator] | None = None
 
     # ----------------------------------------------------------------- model
     def _head_params(self) -> list[torch.nn.Parameter]:
@@ -162,8 +164,19 @@ class LayerSweepProbe(L.LightningModule):
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = torch.baddbmm(b.unsqueeze(1), z, w)
             if i < len(self.weights) - 1:
-                z = F.dropout(torch.relu(z), self.dropout_p, self.training)
+                z = self._dropout(torch.relu(z))
         return z
+
+    def _dropout(self, z: torch.Tensor) -> torch.Tensor:
+        """Inverted dropout with one random stream per head, so no head's masks depend on the others."""
+        if not self.training or self.dropout_p == 0.0:
+            return z
+        if self._dropout_generators is None or self._dropout_generators[0].device != z.device:
+            self._dropout_generators = [_head_generator(self.seed, h, "dropout", z.device) for h in self.heads]
+        keep = 1.0 - self.dropout_p
+        mask = torch.stack([torch.empty(z.shape[1:], device=z.device).bernoulli_(keep, generator=g)
+                            for g in self._dropout_generators])
+        return z * mask / keep
 
     def layer_weights(self) -> np.ndarray:
         """Softmax layer weights ``[H_sum, S]`` of the weighted-sum heads."""

@@ -37,9 +37,10 @@ def download(url: str, dest: Path, checksum: tuple[str, str] | None = None, time
     done = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={done}-"} if done else {})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        if done and response.status != 206:  # the server ignored the range: start again
+        if done and getattr(response, "status", None) != 206:  # the server ignored the range: start again
             done = 0
-        total = response.length + done if response.length is not None else None
+        length = getattr(response, "length", None)  # file:// responses (mirrors, tests) have no length
+        total = length + done if length is not None else None
         with open(part, "ab" if done else "wb") as out, Progress(
             TextColumn(dest.name), BarColumn(), DownloadColumn(), TransferSpeedColumn()) as bar:
             job = bar.add_task("download", total=total, completed=done)

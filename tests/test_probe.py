@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark.cache import SplitFeatures
@@ -14,20 +15,21 @@ PROBE = {"hidden": 32, "dropout": 0.0, "standardize": True, "weight_decay": 0.0}
 TRAINER = {"max_epochs": 15, "patience": 5, "batch_size": 32, "accelerator": "cpu", "progress_bar": False}
 
 
-def _split(rng, n, informative: int, labels, num_states=3, dim=8) -> SplitFeatures:
-    """Features where only layer ``informative`` encodes the labels (one-hot-ish + noise)."""
+def _split(rng, n, informative: list[int], labels, num_states=3, dim=8) -> SplitFeatures:
+    """Features where only the ``informative`` layers encode the labels (each in its own columns) + noise."""
     x = rng.standard_normal((n, num_states, dim)).astype(np.float16)
-    x[np.arange(n), informative, labels] += 3.0
+    for layer in informative:
+        x[np.arange(n), layer, labels + layer] += 3.0
     return SplitFeatures(features=x, window_track=np.arange(n), track_ids=[str(i) for i in range(n)])
 
 
-def _data(test_informative: int, test_labels_seed: int = 0):
+def _data(test_informative: list[int], test_labels_seed: int = 0, train_informative=(0, 1)):
     rng = np.random.default_rng(0)
     labels = {s: rng.integers(0, 4, n) for s, n in (("train", 200), ("valid", 80))}
     labels["test"] = np.random.default_rng(test_labels_seed).integers(0, 4, 80)
     splits = {
-        "train": _split(rng, 200, 0, labels["train"]),
-        "valid": _split(rng, 80, 0, labels["valid"]),
+        "train": _split(rng, 200, list(train_informative), labels["train"]),
+        "valid": _split(rng, 80, [0], labels["valid"]),
         "test": _split(np.random.default_rng(test_labels_seed), 80, test_informative, labels["test"]),
     }
     return splits, labels
@@ -41,8 +43,9 @@ def _sweep(splits, labels, layers, seed):
 
 
 def test_selection_uses_validation_only():
-    # On test, layer 1 carries the signal and layer 0 is noise: a selection peeking at test would pick layer 1.
-    splits, labels = _data(test_informative=1)
+    # Layers 0 and 1 both carry the labels in train; on valid only layer 0 does, on test only layer 1 does.
+    # The test-best layer is therefore 1: a selection peeking at test would pick it.
+    splits, labels = _data(test_informative=[1])
     results, _ = _sweep(splits, labels, [0, 1, 2], seed=0)
     rows, selected = summarise(results, "accuracy")
     assert selected.layer == 0
@@ -50,7 +53,7 @@ def test_selection_uses_validation_only():
     assert test_scores[1] > test_scores[0]  # the test-best layer was not chosen
 
     # Changing every test feature and label changes nothing that selection produced.
-    other_splits, other_labels = _data(test_informative=2, test_labels_seed=7)
+    other_splits, other_labels = _data(test_informative=[2], test_labels_seed=7)
     other_results, _ = _sweep(other_splits, other_labels, [0, 1, 2], seed=0)
     for a, b in zip(results, other_results):
         assert a.best_epoch == b.best_epoch
@@ -58,8 +61,10 @@ def test_selection_uses_validation_only():
     assert summarise(other_results, "accuracy")[1].layer == 0
 
 
-def test_batched_heads_equal_single_layer_probes():
-    splits, labels = _data(test_informative=0)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_batched_heads_equal_single_layer_probes(dropout, monkeypatch):
+    monkeypatch.setitem(PROBE, "dropout", dropout)
+    splits, labels = _data(test_informative=[0])
     sweep, sweep_model = _sweep(splits, labels, [0, 1, 2], seed=3)
     for layer in (0, 2):
         alone, alone_model = _sweep(splits, labels, [layer], seed=3)
