@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -95,6 +96,18 @@ def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Tas
     })
 
 
+def standardized_targets(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Regression targets z-scored with train mean and population std, for every split.
+
+    The probe's MSE and learning rate then see unit-scale targets whatever the units (BPM, dB, Hz); R2 is unchanged
+    because the same affine map applies to targets and, through training, to predictions.
+    """
+    mean = targets["train"].mean(axis=0)
+    std = targets["train"].std(axis=0)
+    std = np.where(std > 1e-12, std, 1.0)
+    return {s: ((y - mean) / std).astype(np.float32) for s, y in targets.items()}
+
+
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                     config: dict[str, Any], console: Console) -> ProbeData:
     """Pooled window features of every layer (cached), window targets, and per-track evaluators."""
@@ -105,6 +118,8 @@ def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
                                          int(config.get("num_workers", 0)), console=console)
     targets = {s: task.target_array(by_split[s]) for s in SPLITS}
+    if task.task_type == "regression":
+        targets = standardized_targets(targets)
     evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
                   for s in ("valid", "test")}
     return ProbeData(

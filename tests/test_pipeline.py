@@ -68,3 +68,15 @@ def test_layers_override_restricts_the_sweep(compose_config):
     with pytest.raises(ValueError, match="out of range"):
         run(compose_config(*SMALL_CHORDS, "trainer.max_epochs=1", "layers=9"), console=_quiet(),
             encoder=PlantedEncoder(planted=3))
+
+
+def test_regression_targets_are_z_scored_with_train_statistics():
+    from benchmark.runner import standardized_targets
+
+    targets = {"train": np.array([[100.0], [120.0], [140.0]]), "valid": np.array([[120.0]]),
+               "test": np.array([[160.0], [100.0]])}
+    z = standardized_targets(targets)
+    std = np.std([100.0, 120.0, 140.0])
+    np.testing.assert_allclose(z["train"].ravel(), [-20 / std, 0.0, 20 / std], rtol=1e-6)
+    np.testing.assert_allclose(z["test"].ravel(), [40 / std, -20 / std], rtol=1e-6)
+    assert z["valid"].ravel().tolist() == [0.0]
