@@ -6,6 +6,12 @@ Commands:
     prepare  fetch a dataset, or print the manual steps where it has no public source (``prepare <task>``)
     embed    write every hidden state of audio files as ``[layers+1, frames, dim]`` float32 ``.npy``
     list     the models and tasks this suite knows, with their key facts
+    leaderboard
+             mean ± std over seeds per model and task metric from the run records under ``results/`` (or a
+             given folder): terminal, markdown (``results/leaderboard.md``, regenerated), csv, latex
+             (``tasks=[gtzan,mtt] format=latex out=paper/table.tex``); ``published=marble``, ``by_layer=true``
+    plot     per-layer validation/test curves with the learned layer weights per task, and a model x task heat
+             map, as PNG and SVG under ``results/plots/`` (``task=<name>``)
 """
 from __future__ import annotations
 
@@ -98,12 +104,69 @@ def _list_command(argv: list[str]) -> int:
     return 0
 
 
+def _leaderboard_args(argv: list[str]) -> list[str]:
+    """``task=gtzan`` -> ``tasks=[gtzan]`` (``task`` is a run config group), a bare folder -> ``records=<folder>``."""
+    out = []
+    for arg in argv:
+        if arg.startswith("task="):
+            value = arg.split("=", 1)[1].strip("[]")
+            out.append(f"tasks=[{value}]")
+        elif "=" not in arg:
+            out.append(f"records={arg}")
+        else:
+            out.append(arg)
+    return out
+
+
+def _leaderboard_config(argv: list[str]) -> dict[str, Any] | None:
+    """The composed ``configs/leaderboard.yaml``; an unknown key is refused with the valid keys listed."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    try:
+        return _resolved(_compose("leaderboard", _leaderboard_args(argv)))
+    except HydraException as exc:
+        keys = OmegaConf.load(CONFIG_DIR / "leaderboard.yaml").keys()
+        print(f"{exc}\nvalid keys: {', '.join(map(str, keys))} (and task=<name>)", file=sys.stderr)
+        return None
+
+
+def _leaderboard_command(argv: list[str]) -> int:
+    from benchmark.leaderboard import leaderboard_command
+
+    config = _leaderboard_config(argv)
+    if config is None:
+        return 2
+    try:
+        leaderboard_command(config, command=" ".join(["python -m benchmark leaderboard", *argv]))
+    except (FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _plot_command(argv: list[str]) -> int:
+    from benchmark.plots import plot_command
+
+    config = _leaderboard_config(argv)
+    if config is None:
+        return 2
+    try:
+        plot_command(config)
+    except (FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run_command,
     "check": _check_command,
     "prepare": _prepare_command,
     "embed": _embed_command,
     "list": _list_command,
+    "leaderboard": _leaderboard_command,
+    "plot": _plot_command,
 }
 
 

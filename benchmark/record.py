@@ -14,8 +14,10 @@ from benchmark.cache import atomic_write_text, config_checksum
 PACKAGES = ("torch", "torchaudio", "transformers", "lightning", "numpy", "scikit-learn", "mir_eval", "hydra-core",
             "huggingface_hub", "soundfile", "torchcrepe")
 
-# Config keys that move files around but do not change a result: left out of the protocol/record checksum.
-LOCATION_KEYS = ("data_root", "cache_dir", "results_dir", "num_workers", "force")
+# Config keys that say where files are and how a run executes, not what it measures: left out of the
+# protocol/record checksum, so records made on another machine or with other data paths still group together.
+LOCATION_KEYS = ("data_root", "cache_dir", "results_dir", "num_workers", "force", "device", "max_missing_fraction",
+                 "verify_checksums")
 
 
 def package_versions() -> dict[str, str]:
