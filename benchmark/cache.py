@@ -83,6 +83,11 @@ class FeatureCache:
             track_ids=list(meta["track_ids"]),
         )
 
+    def index(self, split: str) -> dict[str, Any]:
+        """The index of a complete split: shape, track ids, and what the extraction recorded (e.g. frame-level
+        caches list every window's track, position and row count under ``windows``)."""
+        return json.loads(self._paths(split)[1].read_text())
+
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.dir.glob("*") if p.is_file()) if self.dir.exists() else 0
 

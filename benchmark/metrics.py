@@ -36,6 +36,12 @@ _HIGHER_IS_BETTER: dict[str, bool] = {
     "r2": True,
     "weighted_score": True,
     "tags_scored": True,
+    # beat tracking (mir_eval.beat), see benchmark/frame_level.py
+    "f_measure": True,
+    "cmlt": True,
+    "amlt": True,
+    "p_score": True,
+    "downbeat_f_measure": True,
 }
 
 # Sets of unscorable tags already reported: a validation split is scored every epoch, and one warning naming the

@@ -1,0 +1,340 @@
+"""Frame-level tasks (beat and downbeat tracking): per-frame features, per-frame targets, decoded evaluation.
+
+The runner calls :func:`frame_level_data` when ``task.level == "frame"`` and trains the same batched layer sweep
+as for clip-level tasks, with ROWS = encoder FRAMES:
+
+1. **Features** (cached): every track is decoded whole (never cropped), cut into non-overlapping windows of
+   ``spec.window`` seconds (default: the encoder's context) and the last partial window is kept when it has at
+   least ``encoder.min_samples`` samples (a shorter tail, at most the receptive field, e.g. 17 ms for MERT, has no
+   frame and is dropped). Equal-length windows are batched without padding; every valid frame of the requested
+   hidden states (only those: ``layers``) is one float16 row of the split's memory-mapped file, streamed to disk
+   (:mod:`benchmark.extract` with ``Pooling(mode="none")``), so memory does not grow with the dataset. The cache
+   key is the clip-level key with ``pooling: none`` and the ``layers``.
+
+   *Time of a frame*: frame ``j`` of window ``w`` is placed at ``w * window + j / frame_rate``. This is exact for
+   centred-frame encoders (CREPE, the hand-crafted baselines: frame ``j`` is centred at ``j * hop``); for
+   MERT/music2vec the conv stack's frame ``j`` covers samples ``[j*320, j*320+400)`` (its centre is 2.7 ms after
+   ``j / 75``), and a 5 s window yields 374 frames for 375 frame periods, so the last 13 ms of each window have
+   no frame. Both errors are under a frame and far below the 70 ms tolerance of the beat F-measure.
+
+2. **Targets**: per frame ``[beat, downbeat]``: 1 at the frame nearest each annotated time, 0.5 on the frames
+   on either side (see :func:`frame_targets`).
+
+3. **Evaluation** (:class:`BeatEvaluator`): per head and track, the frame activations are put on a uniform grid
+   at the encoder's frame rate, beats are decoded (:mod:`benchmark.beat_decode`: the tempo/phase DBN by default,
+   ``task.decoder=peaks`` for peak picking), downbeats are chosen among them, and mir_eval scores them.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import mir_eval
+import numpy as np
+import torch
+from rich.console import Console
+
+from benchmark.audio import WindowSpec
+from benchmark.beat_decode import DBNConfig, dbn_beat_frames, downbeats_from_beats, peak_beat_frames
+from benchmark.cache import FeatureCache
+from benchmark.encoders.base import Encoder
+from benchmark.extract import Pooling, load_or_extract
+from benchmark.probe_data import ProbeData
+from tasks.base import SPLITS, Task, Track
+
+BEAT_METRICS: tuple[str, ...] = ("f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure")
+"""Metrics of a beat task; ``f_measure`` (beats, 70 ms) is the primary one (selection and headline)."""
+DECODERS: tuple[str, ...] = ("dbn", "peaks")
+
+
+@dataclass(frozen=True)
+class BeatTarget:
+    """The annotation of one track: beat times and the downbeat times among them (seconds, ascending)."""
+
+    beats: tuple[float, ...]
+    downbeats: tuple[float, ...] = ()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.beats, dtype=np.float64), np.asarray(self.downbeats, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------- frame layout
+@dataclass
+class FrameLayout:
+    """Where every row (frame) of a split lies: its track and its time, plus each track's rows in time order."""
+
+    row_track: np.ndarray  # [rows] track index
+    row_time: np.ndarray  # [rows] seconds from the start of the track
+    track_rows: list[np.ndarray]  # per track: row indices sorted by time
+
+    def track_times(self, i: int) -> np.ndarray:
+        return self.row_time[self.track_rows[i]]
+
+
+def frame_layout(index: dict[str, Any], window_seconds: float, sample_rate: int, frame_rate: float) -> FrameLayout:
+    """Rebuild the row -> (track, time) map of a frame-level split from its cache index (``windows``)."""
+    records = np.asarray(index.get("windows", []), dtype=np.int64).reshape(-1, 3)
+    num_tracks = len(index["track_ids"])
+    rows = int(index["shape"][0])
+    if int(records[:, 2].sum()) != rows:
+        raise ValueError("frame-level cache index does not account for every row; delete the cache folder")
+    window_start = int(round(window_seconds * sample_rate)) / sample_rate  # windows start at whole samples
+    row_track = np.repeat(records[:, 0], records[:, 2])
+    first = np.repeat(np.cumsum(records[:, 2]) - records[:, 2], records[:, 2])
+    j = np.arange(rows) - first
+    row_time = np.repeat(records[:, 1], records[:, 2]) * window_start + j / frame_rate
+    order = np.lexsort((row_time, row_track))
+    bounds = np.searchsorted(row_track[order], np.arange(num_tracks + 1))
+    track_rows = [order[bounds[i]:bounds[i + 1]] for i in range(num_tracks)]
+    return FrameLayout(row_track=row_track, row_time=row_time, track_rows=track_rows)
+
+
+# ------------------------------------------------------------------------------------------------ targets
+def frame_targets(times: np.ndarray, target: BeatTarget, frame_rate: float) -> np.ndarray:
+    """``[frames, 2]`` (beat, downbeat) targets of one track's frames at ``times`` (ascending seconds).
+
+    The frame nearest each annotated time gets 1 and the frame on each side of it 0.5 (never lowering a 1).
+    Why widened: the annotations carry a few tens of ms of tapping jitter, and the frame grid (13-20 ms) splits
+    a beat that falls between two frames; a one-frame target would call the neighbour, which is nearly as right,
+    plainly wrong and leave about one positive per 25-40 frames. Half weight keeps the peak on the nearest frame
+    (what the decoders look for) while giving the probe a less brittle, less imbalanced target (the widening
+    of Boeck, Davies & Knees 2019). Times more than one frame period outside the frames are
+    ignored (a beat after the encoded audio has no frame).
+    """
+    y = np.zeros((len(times), 2), dtype=np.float32)
+    if len(times) == 0:
+        return y
+    for col, events in enumerate(target.arrays()):
+        for t in events:
+            i = int(np.searchsorted(times, t))
+            if i == len(times) or (i > 0 and t - times[i - 1] <= times[i] - t):
+                i -= 1
+            if abs(times[i] - t) > 1.0 / frame_rate:
+                continue
+            for n in (i - 1, i + 1):
+                if 0 <= n < len(times):
+                    y[n, col] = max(y[n, col], 0.5)
+            y[i, col] = 1.0
+    return y
+
+
+def split_targets(layout: FrameLayout, targets: Sequence[BeatTarget], frame_rate: float) -> np.ndarray:
+    """Targets of every row of a split, in row order."""
+    y = np.zeros((len(layout.row_track), 2), dtype=np.float32)
+    for i, target in enumerate(targets):
+        rows = layout.track_rows[i]
+        y[rows] = frame_targets(layout.row_time[rows], target, frame_rate)
+    return y
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def beat_scores(reference: np.ndarray, estimated: np.ndarray) -> dict[str, float]:
+    """mir_eval's beat F-measure (70 ms), CMLt, AMLt and P-score of one track.
+
+    The caller handles a track with no reference beats (it is not scored at all, see :class:`BeatEvaluator`).
+    Empty estimates score 0 on every metric, as mir_eval defines them, without calling it (mir_eval would warn
+    once per head and track every epoch); one estimated beat is passed to mir_eval, which scores continuity
+    and P-score 0 (no interval), with its warning silenced for the same reason.
+    """
+    if len(estimated) == 0:
+        return {"f_measure": 0.0, "cmlt": 0.0, "amlt": 0.0, "p_score": 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _, cmlt, _, amlt = mir_eval.beat.continuity(reference, estimated)
+        return {"f_measure": float(mir_eval.beat.f_measure(reference, estimated)), "cmlt": float(cmlt),
+                "amlt": float(amlt), "p_score": float(mir_eval.beat.p_score(reference, estimated))}
+
+
+def downbeat_score(reference: np.ndarray, estimated: np.ndarray) -> float:
+    """Downbeat F-measure (mir_eval's beat F-measure, 70 ms, on downbeat times); 0 for empty estimates."""
+    if len(estimated) == 0:
+        return 0.0
+    return float(mir_eval.beat.f_measure(reference, estimated))
+
+
+# ---------------------------------------------------------------------------------------------- evaluator
+@dataclass(frozen=True)
+class DecoderConfig:
+    """How activations become beats: ``dbn`` (default) or ``peaks``, and their parameters."""
+
+    decoder: str = "dbn"
+    dbn: DBNConfig = DBNConfig()
+    peak_threshold: float = 0.3
+    meters: tuple[int, ...] = (2, 3, 4)
+
+    @classmethod
+    def from_task_config(cls, cfg: dict[str, Any]) -> "DecoderConfig":
+        decoder = str(cfg.get("decoder") or "dbn")
+        if decoder not in DECODERS:
+            raise ValueError(f"task.decoder={decoder!r}; expected one of {', '.join(DECODERS)}")
+        dbn = DBNConfig(min_bpm=float(cfg.get("min_bpm", 55.0)), max_bpm=float(cfg.get("max_bpm", 215.0)),
+                        transition_lambda=float(cfg.get("transition_lambda", 100.0)))
+        meters = tuple(int(m) for m in (cfg.get("meters") or (2, 3, 4)))
+        return cls(decoder=decoder, dbn=dbn, peak_threshold=float(cfg.get("peak_threshold", 0.3)), meters=meters)
+
+
+class BeatEvaluator:
+    """Scores every head of a frame-level beat task (the :class:`~benchmark.evaluation.Evaluator` protocol).
+
+    Per head and track: the beat and downbeat activations of the track's frames are interpolated onto a uniform
+    grid at ``frame_rate`` (frame ``g`` at ``g / frame_rate``), beats are decoded (DBN or peaks), downbeats are
+    chosen among them, and mir_eval scores them against the annotation; each metric is the mean over tracks.
+
+    Choices, and why:
+      * Every metric, the primary ``f_measure`` included, uses the configured decoder every epoch (the DBN by
+        default), so checkpoints and layers are selected on exactly the number that is reported. The DBN runs
+        compiled and in parallel; a head whose outputs did not change since the previous call (a head that
+        stopped early trains with learning rate 0) reuses its scores instead of being decoded again.
+      * No 5 s trimming: mir_eval.beat.evaluate drops beats before 5 s (the MIREX convention for long
+        recordings); on the 6 s synthetic clips that would discard most of each clip, and 30 s GTZAN excerpts are
+        commonly scored whole (madmom's evaluation, MARBLE). ``skip_seconds`` (``task.eval_skip_seconds``)
+        restores the trimming, applied with mir_eval.beat.trim_beats to both sequences.
+      * References are cut at the end of the encoded audio (beats after the last frame cannot be found).
+      * A track with no reference beats (after trimming) is left out of the beat metrics' means, and a track
+        with no reference downbeats (GTZAN-Rhythm has six jazz files without bar positions) out of the downbeat
+        mean: mir_eval would score every tracker 0 on them, which measures nothing. A split with no scorable
+        track is refused when the evaluator is built.
+    """
+
+    primary = "f_measure"
+
+    def __init__(self, layout: FrameLayout, targets: Sequence[BeatTarget], frame_rate: float,
+                 decoder: DecoderConfig = DecoderConfig(), skip_seconds: float = 0.0) -> None:
+        self.layout, self.frame_rate, self.decoder = layout, float(frame_rate), decoder
+        self.skip_seconds = float(skip_seconds)
+        self.grid_length: list[int] = []
+        self.references: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, target in enumerate(targets):
+            times = layout.track_times(i)
+            end = (times[-1] + 1.0 / self.frame_rate) if len(times) else 0.0
+            self.grid_length.append(int(math.floor(times[-1] * self.frame_rate + 0.5)) + 1 if len(times) else 0)
+            beats, downbeats = (self._trim(x[x < end]) for x in target.arrays())
+            self.references.append((beats, downbeats))
+        self.beat_tracks = [i for i, (b, _) in enumerate(self.references) if len(b)]
+        self.downbeat_tracks = [i for i, (_, d) in enumerate(self.references) if len(d)]
+        if not self.beat_tracks:
+            raise ValueError("no track of this split has an annotated beat inside its audio: nothing to score")
+        self._memo: dict[bytes, dict[str, float]] = {}
+
+    def _trim(self, times: np.ndarray) -> np.ndarray:
+        return mir_eval.beat.trim_beats(times, self.skip_seconds) if self.skip_seconds > 0 else times
+
+    def grid_activations(self, i: int, frame_scores: np.ndarray) -> np.ndarray:
+        """``[grid, 2]`` activations of track ``i`` on the uniform frame grid from its rows' ``[rows, 2]``."""
+        times = self.layout.track_times(i)
+        if len(times) == 0:
+            return np.zeros((0, frame_scores.shape[1]))
+        grid_t = np.arange(self.grid_length[i]) / self.frame_rate
+        return np.stack([np.interp(grid_t, times, frame_scores[:, c]) for c in range(frame_scores.shape[1])], 1)
+
+    def decode(self, activations: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(beat times, downbeat times) of each ``[grid, 2]`` activation array."""
+        if self.decoder.decoder == "dbn":
+            beat_frames = dbn_beat_frames([a[:, 0] for a in activations], self.frame_rate, self.decoder.dbn)
+        else:
+            beat_frames = [peak_beat_frames(a[:, 0], self.frame_rate, self.decoder.peak_threshold,
+                                            self.decoder.dbn.max_bpm) for a in activations]
+        out = []
+        for frames, a in zip(beat_frames, activations):
+            down = downbeats_from_beats(frames, a[:, 1], self.decoder.meters) if a.shape[1] > 1 else frames[:0]
+            out.append((frames / self.frame_rate, down / self.frame_rate))
+        return out
+
+    def score_estimates(self, estimates: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+        """Mean metrics of one head's (beats, downbeats) per track (all tracks of the split, in order)."""
+        per_track = {i: beat_scores(self.references[i][0], self._trim(np.asarray(estimates[i][0])))
+                     for i in self.beat_tracks}
+        out = {m: float(np.mean([s[m] for s in per_track.values()])) for m in BEAT_METRICS[:4]}
+        if self.downbeat_tracks:
+            out["downbeat_f_measure"] = float(np.mean([
+                downbeat_score(self.references[i][1], self._trim(np.asarray(estimates[i][1])))
+                for i in self.downbeat_tracks]))
+        return out
+
+    def __call__(self, row_scores: torch.Tensor) -> list[dict[str, float]]:
+        scores = row_scores.detach().cpu().numpy().astype(np.float32, copy=False)
+        keys = [hashlib.blake2b(np.ascontiguousarray(scores[h]).tobytes(), digest_size=16).digest()
+                for h in range(scores.shape[0])]
+        todo = [h for h in range(scores.shape[0]) if keys[h] not in self._memo]
+        tracks = range(len(self.references))
+        activations = [self.grid_activations(i, scores[h][self.layout.track_rows[i]]) for h in todo for i in tracks]
+        decoded = self.decode(activations)
+        n = len(self.references)
+        fresh = {keys[h]: self.score_estimates(decoded[k * n:(k + 1) * n]) for k, h in enumerate(todo)}
+        results = [fresh.get(key) or self._memo[key] for key in keys]
+        self._memo = {key: r for key, r in zip(keys, results)}  # only the latest call: memory stays bounded
+        return [dict(r) for r in results]
+
+
+def metronome_chance(train_targets: Sequence[BeatTarget], evaluator: BeatEvaluator) -> tuple[float, float]:
+    """(score, tempo): the primary metric on ``evaluator``'s split of a metronome that ignores the audio.
+
+    The metronome ticks at the median over training tracks of each track's tempo (60 / median inter-beat
+    interval), from t = 0 to the end of each track's audio; its first tick is a downbeat and every fourth after
+    it. It is the floor a probe must beat: anything it gets right is the tempo prior, not the audio.
+    """
+    tempi = [60.0 / float(np.median(np.diff(b))) for b in (t.arrays()[0] for t in train_targets) if len(b) >= 2]
+    tempo = float(np.median(tempi)) if tempi else 120.0
+    period = 60.0 / tempo
+    estimates = []
+    for i in range(len(evaluator.references)):
+        end = evaluator.grid_length[i] / evaluator.frame_rate
+        beats = np.arange(0.0, end, period)
+        estimates.append((beats, beats[::4]))
+    return evaluator.score_estimates(estimates)[evaluator.primary], tempo
+
+
+# --------------------------------------------------------------------------------------------- the seam
+def frame_window_spec(spec: WindowSpec, encoder: Encoder) -> WindowSpec:
+    """Non-overlapping windows of ``spec.window``; a last partial window is kept down to ``min_samples``."""
+    if abs(spec.hop - spec.window) > 1e-9:
+        raise ValueError(f"frame-level tasks cut tracks into non-overlapping windows; got hop {spec.hop:g} s for "
+                         f"window {spec.window:g} s (leave task.hop_seconds null)")
+    window_samples = max(1, int(round(spec.window * encoder.sample_rate)))
+    return WindowSpec(window=spec.window, hop=spec.window,
+                      min_fraction=min(1.0, encoder.min_samples / window_samples))
+
+
+def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task, layers: list[int]) -> FeatureCache:
+    """The clip-level cache key (encoder, rate, windowing, dataset) with ``pooling: none`` and the layers kept."""
+    from benchmark.runner import feature_cache
+
+    fields = {k: v for k, v in feature_cache(cache_dir, encoder, spec, task).key_fields.items() if k != "format"}
+    fields.update(pooling="none", layers=[int(x) for x in layers])
+    return FeatureCache(cache_dir, fields)
+
+
+def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
+                     layers: list[int], config: dict[str, Any], console: Console) -> ProbeData:
+    """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators."""
+    spec = frame_window_spec(spec, encoder)
+    cache = frame_cache(Path(config["cache_dir"]), encoder, spec, task, layers)
+    task_cfg = dict(config.get("task") or {})
+    console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
+                  f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks, whole; frames of layers "
+                  f"{layers} at {encoder.frame_rate:g}/s; window {spec.window:g} s; cache {cache.dir}")
+    pooling = Pooling(mode="none", layers=tuple(int(x) for x in layers))
+    splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
+                                         int(config.get("num_workers", 0)), console=console, pooling=pooling)
+    for tracks in by_split.values():
+        for t in tracks:
+            if not isinstance(t.target, BeatTarget):
+                raise TypeError(f"task {task.name}: track {t.track_id} has target {type(t.target).__name__}; "
+                                f"frame-level beat tasks give a BeatTarget")
+    layouts = {s: frame_layout(cache.index(s), spec.window, encoder.sample_rate, encoder.frame_rate)
+               for s in SPLITS}
+    targets = {s: [t.target for t in by_split[s]] for s in SPLITS}
+    decoder = DecoderConfig.from_task_config(task_cfg)
+    skip = float(task_cfg.get("eval_skip_seconds") or 0.0)
+    evaluators = {s: BeatEvaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip)
+                  for s in ("valid", "test")}
+    chance, tempo = metronome_chance(targets["train"], evaluators["test"])
+    train_y = split_targets(layouts["train"], targets["train"], encoder.frame_rate)
+    console.print(f"{len(train_y)} training frames ({int((train_y[:, 0] == 1).sum())} beat frames); decoder "
+                  f"{decoder.decoder}; chance = a metronome at the median training tempo ({tempo:.1f} BPM)")
+    return ProbeData(splits=splits, train_targets=train_y, evaluators=evaluators, loss="bce", num_outputs=2,
+                     chance=chance, cache=cache, extraction=extraction, state_ids=list(layers))
