@@ -179,4 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
         return 2
-    return COMMANDS[command](rest)
+    if command == "run":  # Hydra's own app prints its errors (valid names listed) and exits
+        return COMMANDS[command](rest)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return COMMANDS[command](rest)
+    except (HydraException, OmegaConfBaseException) as exc:  # a wrong override: the message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -45,7 +45,7 @@ from tasks.synth_audio import NoteEvent, master, render_events
 GENERATOR_VERSION = 1
 
 # Keys every task config carries that are about windowing/registration, not about the generated data.
-_PIPELINE_KEYS = frozenset({"name", "kind", "window_seconds", "hop_seconds"})
+_PIPELINE_KEYS = frozenset({"name", "kind", "window_seconds", "hop_seconds", "window_min_fraction"})
 # Config keys that change how the render runs but not what it produces (so not part of the identity):
 # render_workers = processes rendering in parallel (0 = one per available CPU core, at most 8).
 _RUNTIME_DEFAULTS: dict[str, int] = {"render_workers": 0}
