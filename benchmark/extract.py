@@ -1,44 +1,95 @@
-"""Feature extraction: decode, window, run the encoder once per window, pool, and stream into the cache.
+"""Feature extraction: decode, window, run the encoder once per window, pool, and commit to the cache in shards.
 
 Decoding and resampling run in DataLoader workers so they overlap the forward pass. Windows of equal length are
 batched together without padding, so a window's features never depend on what it was batched with (MERT's
 group-norm conv stack normalises over the padded length, so padding would change them).
+
+Work is committed in shards of ``shard_tracks`` consecutive tracks (see :mod:`benchmark.cache`), so an
+interrupted extraction (``kill -9``, Ctrl-C, a crash) keeps every finished shard and a rerun of the same command
+computes only the rest. The result equals an uninterrupted run bit for bit because batches are formed from one
+shard's windows only, always in the same order (a shard's batches do not depend on where a run started), and
+each shard's rows are stored in canonical (track, window, frame) order.
+
+A file that cannot be decoded (:class:`~benchmark.audio.AudioReadError`) is skipped with a warning naming it and
+reported per split (:class:`ExtractionStats` ``skipped``); the runner decides whether the split lost too much.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from benchmark.audio import WindowSpec, load_audio, window_bounds
-from benchmark.cache import FeatureCache, SplitFeatures, track_list_checksum
+from benchmark import audio as audio_module
+from benchmark.audio import AudioReadError, WindowSpec, load_audio, window_bounds
+from benchmark.cache import FeatureCache, ShardResult, SplitFeatures, file_stamp, track_list_checksum
 from benchmark.encoders.base import Encoder
 from tasks.base import Track
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SHARD_TRACKS = 64
+FLAGS = ("padded_short", "non_finite")
+
+
+def _pad(audio: np.ndarray, min_samples: int) -> tuple[np.ndarray, bool]:
+    """``benchmark.audio.pad_to_minimum`` when that module has it, else the same zero-padding here."""
+    pad = getattr(audio_module, "pad_to_minimum", None)
+    if pad is not None:
+        return pad(audio, min_samples)
+    if len(audio) >= min_samples:
+        return audio, False
+    return np.pad(audio, (0, min_samples - len(audio))), True
+
+
+class _NonFiniteWatch(logging.Handler):
+    """Notices load_audio's warning that NaN/inf samples were zeroed (the count is not returned otherwise)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "NaN or inf" in record.getMessage():
+            self.seen = True
+
 
 class _TrackWindows(Dataset):
-    """Yields ``(track_index, [window waveforms])`` for each track; runs in DataLoader workers."""
+    """Yields ``(track_index, [window waveforms], info)`` per track; runs in DataLoader workers.
 
-    def __init__(self, tracks: list[Track], sample_rate: int, spec: WindowSpec, min_samples: int) -> None:
-        self.tracks, self.sample_rate, self.spec, self.min_samples = tracks, sample_rate, spec, min_samples
+    ``info`` has ``error`` (the AudioReadError message, no windows then), ``padded`` (shorter than the encoder's
+    receptive field, zero-padded) and ``non_finite`` (NaN/inf samples were zeroed by load_audio).
+    """
+
+    def __init__(self, tracks: list[Track], indices: Sequence[int], sample_rate: int, spec: WindowSpec,
+                 min_samples: int) -> None:
+        self.tracks, self.indices = tracks, list(indices)
+        self.sample_rate, self.spec, self.min_samples = sample_rate, spec, min_samples
 
     def __len__(self) -> int:
-        return len(self.tracks)
+        return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[int, list[np.ndarray]]:
+    def __getitem__(self, k: int) -> tuple[int, list[np.ndarray], dict[str, Any]]:
+        i = self.indices[k]
         t = self.tracks[i]
-        audio = load_audio(t.path, self.sample_rate, t.offset, t.duration)
-        if len(audio) < self.min_samples:
-            audio = np.pad(audio, (0, self.min_samples - len(audio)))
-        return i, [audio[s:e] for s, e in window_bounds(len(audio), self.sample_rate, self.spec)]
+        watch = _NonFiniteWatch()
+        audio_log = logging.getLogger(audio_module.__name__)
+        audio_log.addHandler(watch)
+        try:
+            audio = load_audio(t.path, self.sample_rate, t.offset, t.duration)
+        except AudioReadError as exc:
+            return i, [], {"error": str(exc)}
+        finally:
+            audio_log.removeHandler(watch)
+        audio, padded = _pad(audio, self.min_samples)
+        windows = [audio[s:e] for s, e in window_bounds(len(audio), self.sample_rate, self.spec)]
+        return i, windows, {"padded": bool(padded), "non_finite": watch.seen}
 
 
 def _first(batch: list) -> object:
@@ -47,24 +98,33 @@ def _first(batch: list) -> object:
 
 @dataclass
 class ExtractionStats:
-    """What an extraction cost, for the run record."""
+    """What an extraction cost and what it could not use, for the run record.
+
+    ``skipped``: per split, the track ids whose audio could not be decoded (no features); ``flagged``: per split,
+    ``padded_short`` (zero-padded to the encoder's receptive field) and ``non_finite`` (NaN/inf samples zeroed,
+    or NaN/inf features) track ids; ``failures``: per split, track id -> the decoder's message. These are read
+    from the cache index, so a run served from the cache reports them too.
+    """
 
     seconds: float = 0.0
     audio_seconds: float = 0.0
     windows: int = 0
     forward_calls: int = 0
     per_split: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    flagged: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 def _batches(
-    loader: Iterator[tuple[int, list[np.ndarray]]], batch_size: int
+    loader: Iterable[tuple[int, list[np.ndarray]]], batch_size: int
 ) -> Iterator[tuple[list[int], list[int], np.ndarray]]:
     """Group windows by length into batches of up to ``batch_size``.
 
     Yields ``(track_indices, window_indices, [B, N] audio)``; ``window_indices`` is each window's position in
     its track (frame-level caches record it to place every frame in time). Buckets of rare lengths (a clip's
     short tail) are flushed oldest first once too many windows are pending, so memory stays bounded however long
-    the split.
+    the split. The batches depend only on the sequence given (the extractor gives one shard's tracks in order).
     """
     buckets: OrderedDict[int, list[tuple[int, int, np.ndarray]]] = OrderedDict()
     pending, max_pending = 0, 4 * batch_size
@@ -123,6 +183,27 @@ class Pooling:
 TIME_MEAN = Pooling()
 
 
+def track_key(t: Track) -> str:
+    """What identifies a track's audio in a split: id, offset and duration (a song may give several clips)."""
+    return f"{t.track_id}|{t.offset}|{t.duration}"
+
+
+def tracks_checksum(tracks: list[Track]) -> str:
+    return track_list_checksum(track_key(t) for t in tracks)
+
+
+def shard_groups(num_tracks: int, shard_tracks: int, positions: Sequence[int] | None = None) -> dict[int, list[int]]:
+    """Shard number -> indices of the tracks it holds, in order. ``positions`` (default ``0..n-1``) place each
+    track in the task's full split list, so dropping a missing file does not move later tracks to other shards."""
+    positions = list(range(num_tracks)) if positions is None else list(positions)
+    if len(positions) != num_tracks:
+        raise ValueError(f"{len(positions)} positions for {num_tracks} tracks")
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(positions):
+        groups.setdefault(int(p) // int(shard_tracks), []).append(i)
+    return dict(sorted(groups.items()))
+
+
 def extract_split(
     encoder: Encoder,
     tracks: list[Track],
@@ -134,50 +215,93 @@ def extract_split(
     progress: Callable[[int], None] | None = None,
     stats: ExtractionStats | None = None,
     pooling: Pooling = TIME_MEAN,
+    shard_tracks: int = DEFAULT_SHARD_TRACKS,
+    positions: Sequence[int] | None = None,
 ) -> None:
-    """Encode every window of ``tracks`` and write its rows (see :class:`Pooling`) to the cache.
+    """Encode every window of ``tracks`` not yet in a complete shard, commit shard by shard, then finalise.
 
-    With ``pooling.mode == "none"`` the split's index also lists ``windows``: ``[track, window, rows]`` in the
-    order the rows were written, so a reader can place every frame in its track and in time.
+    With ``pooling.mode == "none"`` the split's index also lists ``windows``: ``[track, window, rows]`` in row
+    order, so a reader can place every frame in its track and in time.
     """
-    dataset = _TrackWindows(tracks, encoder.sample_rate, spec, encoder.min_samples)
-    loader = DataLoader(dataset, batch_size=1, collate_fn=_first, num_workers=num_workers, shuffle=False)
-    writer = cache.writer(split, pooling.num_states(encoder), encoder.dim)
+    if int(shard_tracks) < 1:
+        raise ValueError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1")
+    cache.prepare()
+    row_shape = (pooling.num_states(encoder), encoder.dim)
+    keys = [track_key(t) for t in tracks]
+    groups = shard_groups(len(tracks), shard_tracks, positions)
+    shard_of = {i: s for s, idx in groups.items() for i in idx}
+    done: dict[int, ShardResult] = {}
+    for s, idx in groups.items():
+        result = cache.complete_shard(split, shard_tracks, s, row_shape, [keys[i] for i in idx])
+        if result is not None:
+            done[s] = result
+    if progress is not None and done:
+        progress(sum(len(groups[s]) for s in done))
+    todo = [s for s in groups if s not in done]
     start, audio_samples, windows, calls = time.perf_counter(), 0, 0, 0
-    seen_tracks: set[int] = set()
-    window_rows: list[list[int]] = []
-    try:
-        for track_indices, window_indices, audio in _batches(_counting(loader, progress, seen_tracks), batch_size):
-            with torch.inference_mode():
-                states, frame_lengths = encoder.hidden_states(torch.from_numpy(audio).to(encoder.device))
-            calls += 1
-            rows, counts = pooling.rows(states, frame_lengths)
-            writer.append(rows, np.repeat(track_indices, counts))
-            if pooling.mode == "none":
-                window_rows.extend([int(t), int(w), int(n)] for t, w, n in zip(track_indices, window_indices, counts))
-            audio_samples += audio.size
-            windows += len(track_indices)
-    except BaseException:
-        writer.abort()
-        raise
-    extra: dict[str, object] = {"window": spec.as_dict(), "split": split}
-    if pooling.mode == "none":
-        extra["windows"] = window_rows
-    writer.finish([t.track_id for t in tracks], tracks_checksum(tracks), extra=extra)
+    if todo:
+        indices = [i for s in todo for i in groups[s]]
+        dataset = _TrackWindows(tracks, indices, encoder.sample_rate, spec, encoder.min_samples)
+        loader = DataLoader(dataset, batch_size=1, collate_fn=_first, num_workers=num_workers, shuffle=False)
+        for s, items in itertools.groupby(loader, key=lambda item: shard_of[item[0]]):
+            idx = groups[s]
+            local = {i: n for n, i in enumerate(idx)}
+            failed: dict[str, dict[str, Any]] = {}
+            flagged: dict[str, list[str]] = {name: [] for name in FLAGS}
+            shard_calls = 0
+
+            def windows_of(items=items, local=local, failed=failed, flagged=flagged):
+                for i, track_windows, info in items:
+                    t = tracks[i]
+                    if info.get("error"):
+                        log.warning("skipping track %s (%s split): %s", t.track_id, split, info["error"])
+                        failed[keys[i]] = {"reason": info["error"], "path": str(t.path),
+                                           "stamp": file_stamp(t.path)}
+                    if info.get("padded"):
+                        flagged["padded_short"].append(keys[i])
+                    if info.get("non_finite"):
+                        flagged["non_finite"].append(keys[i])
+                    yield local[i], track_windows
+                    if progress is not None:
+                        progress(1)
+
+            writer = cache.shard_writer(split, shard_tracks, s, row_shape)
+            try:
+                for positions_in_shard, window_indices, audio in _batches(windows_of(), batch_size):
+                    with torch.inference_mode():
+                        states, frame_lengths = encoder.hidden_states(torch.from_numpy(audio).to(encoder.device))
+                    shard_calls += 1
+                    rows, counts = pooling.rows(states, frame_lengths)
+                    rows16 = rows.astype(np.float16)
+                    finite = np.isfinite(rows16).reshape(len(rows16), -1).all(axis=1)
+                    if not finite.all():
+                        bad = np.repeat(np.arange(len(counts)), counts)[~finite]
+                        for b in sorted(set(bad.tolist())):
+                            k = keys[idx[positions_in_shard[b]]]
+                            if k not in flagged["non_finite"]:
+                                flagged["non_finite"].append(k)
+                    writer.append(rows16, positions_in_shard, window_indices, counts)
+                    audio_samples += audio.size
+                    windows += len(positions_in_shard)
+                flagged = {name: sorted(set(ks), key=[keys[i] for i in idx].index) for name, ks in flagged.items()}
+                done[s] = writer.commit([keys[i] for i in idx], failed, flagged, shard_calls)
+            except BaseException:
+                writer.abort()
+                raise
+            calls += shard_calls
+    shards = [(s, done[s]) for s in groups]
+    any_failed = any(r.failed for _, r in shards)
+    extra: dict[str, Any] = {"window": spec.as_dict(), "split": split, "frame_level": pooling.mode == "none"}
+    cache.finalise(split, shard_tracks, shards, [t.track_id for t in tracks], keys, tracks_checksum(tracks),
+                   row_shape, extra=extra, keep_shards=any_failed)
     if stats is not None:
         seconds = time.perf_counter() - start
         stats.seconds += seconds
         stats.audio_seconds += audio_samples / encoder.sample_rate
         stats.windows += windows
         stats.forward_calls += calls
-        stats.per_split[split] = {"seconds": seconds, "windows": windows, "tracks": len(tracks)}
-
-
-def _counting(loader, progress, seen: set[int]):
-    for item in loader:
-        yield item
-        if progress is not None:
-            progress(1)
+        stats.per_split[split] = {"seconds": seconds, "windows": windows, "tracks": len(tracks),
+                                  "shards": len(groups), "shards_reused": len(groups) - len(todo)}
 
 
 def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
@@ -190,10 +314,6 @@ def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tenso
     return (summed / frame_lengths.clamp(min=1)[:, None, None].to(states.dtype)).cpu()
 
 
-def tracks_checksum(tracks: list[Track]) -> str:
-    return track_list_checksum(f"{t.track_id}|{t.offset}|{t.duration}" for t in tracks)
-
-
 def load_or_extract(
     encoder: Encoder,
     tracks_by_split: dict[str, list[Track]],
@@ -203,8 +323,14 @@ def load_or_extract(
     num_workers: int = 0,
     console=None,
     pooling: Pooling = TIME_MEAN,
+    shard_tracks: int = DEFAULT_SHARD_TRACKS,
+    positions: dict[str, Sequence[int]] | None = None,
 ) -> tuple[dict[str, SplitFeatures], ExtractionStats]:
-    """Return the features of every split, running the encoder only for splits missing from the cache."""
+    """Return the features of every split, running the encoder only for what is missing from the cache.
+
+    Every split is extracted (and cached) before anything is judged, so a run stopped afterwards for too many
+    unreadable files loses no work. ``stats.skipped`` / ``failures`` / ``flagged`` come from the cache indices.
+    """
     stats = ExtractionStats()
     missing = [s for s, tr in tracks_by_split.items() if not cache.has(s, tracks_checksum(tr))]
     if missing:
@@ -219,5 +345,37 @@ def load_or_extract(
                 extract_split(
                     encoder, tracks_by_split[split], cache, split, spec, batch_size, num_workers,
                     progress=lambda n, job=job: bar.advance(job, n), stats=stats, pooling=pooling,
+                    shard_tracks=shard_tracks, positions=(positions or {}).get(split),
                 )
+    for split in tracks_by_split:
+        index = cache.index(split)
+        failed = index.get("failed", {})
+        stats.skipped[split] = list(failed)
+        stats.failures[split] = {tid: f["reason"] for tid, f in failed.items()}
+        stats.flagged[split] = {name: list(index.get("flagged", {}).get(name, [])) for name in FLAGS}
     return {s: cache.load(s) for s in tracks_by_split}, stats
+
+
+def drop_featureless(features: SplitFeatures, index: dict[str, Any] | None = None
+                     ) -> tuple[SplitFeatures, np.ndarray, dict[str, Any] | None]:
+    """Leave out the tracks that have no row (their audio could not be decoded).
+
+    Returns the split with ``track_ids`` reduced and ``window_track`` renumbered, the kept track positions (to
+    select targets with), and, when given, the cache index with ``track_ids`` and ``windows`` renumbered the same
+    way (frame-level layouts read it). Targets, evaluators and chance levels must all use the kept tracks only.
+    """
+    n = len(features.track_ids)
+    has_rows = np.bincount(features.window_track, minlength=n) > 0 if len(features.window_track) else np.zeros(n, bool)
+    kept = np.nonzero(has_rows)[0]
+    if len(kept) == n:
+        return features, kept, index
+    renumber = np.full(n, -1, dtype=np.int64)
+    renumber[kept] = np.arange(len(kept))
+    reduced = SplitFeatures(features=features.features, window_track=renumber[features.window_track],
+                            track_ids=[features.track_ids[i] for i in kept])
+    if index is not None:
+        index = dict(index)
+        index["track_ids"] = reduced.track_ids
+        if "windows" in index:
+            index["windows"] = [[int(renumber[t]), w, r] for t, w, r in index["windows"]]
+    return reduced, kept, index

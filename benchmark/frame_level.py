@@ -42,7 +42,7 @@ from benchmark.audio import WindowSpec
 from benchmark.beat_decode import DBNConfig, dbn_beat_frames, downbeats_from_beats, peak_beat_frames
 from benchmark.cache import FeatureCache
 from benchmark.encoders.base import Encoder
-from benchmark.extract import Pooling, load_or_extract
+from benchmark.extract import Pooling, drop_featureless, load_or_extract
 from benchmark.probe_data import ProbeData
 from tasks.base import SPLITS, Task, Track
 
@@ -309,7 +309,8 @@ def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task,
 
 
 def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
-                     layers: list[int], config: dict[str, Any], console: Console) -> ProbeData:
+                     layers: list[int], config: dict[str, Any], console: Console,
+                     positions: dict[str, list[int]] | None = None) -> ProbeData:
     """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators."""
     spec = frame_window_spec(spec, encoder)
     cache = frame_cache(Path(config["cache_dir"]), encoder, spec, task, layers)
@@ -318,14 +319,22 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
                   f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks, whole; frames of layers "
                   f"{layers} at {encoder.frame_rate:g}/s; window {spec.window:g} s; cache {cache.dir}")
     pooling = Pooling(mode="none", layers=tuple(int(x) for x in layers))
+    from benchmark.runner import extraction_settings
+
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
-                                         int(config.get("num_workers", 0)), console=console, pooling=pooling)
+                                         int(config.get("num_workers", 0)), console=console, pooling=pooling,
+                                         **extraction_settings(config, positions))
+    indices, kept_tracks = {}, {}
+    for s in SPLITS:  # tracks whose audio could not be decoded have no frames: they leave targets too
+        splits[s], kept, indices[s] = drop_featureless(splits[s], cache.index(s))
+        kept_tracks[s] = [by_split[s][i] for i in kept]
+    by_split = kept_tracks
     for tracks in by_split.values():
         for t in tracks:
             if not isinstance(t.target, BeatTarget):
                 raise TypeError(f"task {task.name}: track {t.track_id} has target {type(t.target).__name__}; "
                                 f"frame-level beat tasks give a BeatTarget")
-    layouts = {s: frame_layout(cache.index(s), spec.window, encoder.sample_rate, encoder.frame_rate)
+    layouts = {s: frame_layout(indices[s], spec.window, encoder.sample_rate, encoder.frame_rate)
                for s in SPLITS}
     targets = {s: [t.target for t in by_split[s]] for s in SPLITS}
     decoder = DecoderConfig.from_task_config(task_cfg)

@@ -172,7 +172,10 @@ class LayerSweepProbe(L.LightningModule):
         if not self.training or self.dropout_p == 0.0:
             return z
         if self._dropout_generators is None or self._dropout_generators[0].device != z.device:
-            self._dropout_generators = [_head_generator(self.seed, h, "dropout", z.device) for h in self.heads]
+            # seeded per epoch, so a run resumed from a checkpoint draws the masks an uninterrupted run draws
+            epoch = self.current_epoch if self._trainer is not None else 0
+            self._dropout_generators = [_head_generator(self.seed, h, f"dropout:{epoch}", z.device)
+                                        for h in self.heads]
         keep = 1.0 - self.dropout_p
         mask = torch.stack([torch.empty(z.shape[1:], device=z.device).bernoulli_(keep, generator=g)
                             for g in self._dropout_generators])
@@ -189,6 +192,34 @@ class LayerSweepProbe(L.LightningModule):
         if self.mix_logits.shape[0]:
             groups.append({"params": [self.mix_logits], "head_lr": self.head_lr[self.num_layer_heads:]})
         return HeadwiseAdam(groups, weight_decay=self.weight_decay)
+
+    def on_train_epoch_start(self) -> None:
+        self._dropout_generators = None  # re-seeded for this epoch (see _dropout)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the per-head selection state (best scores, epochs and weights, patience counters, stopped flags,
+        validation history) so a resumed sweep selects exactly as an uninterrupted one. The optimizer, with each
+        head's current (possibly halved or zeroed) learning rate in its param groups, is saved by Lightning."""
+        checkpoint["sweep_selection"] = {
+            "best_score": torch.as_tensor(self.best_score, dtype=torch.float64),
+            "best_epoch": torch.as_tensor(self.best_epoch, dtype=torch.long),
+            "bad_epochs": torch.as_tensor(self.bad_epochs, dtype=torch.long),
+            "stopped": torch.as_tensor(self.stopped, dtype=torch.bool),
+            "history": [list(map(float, h)) for h in self.history],
+            "best_params": [b.detach().cpu().clone() for b in self._best_params],
+            "heads": [h.name for h in self.heads],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["sweep_selection"]
+        if state["heads"] != [h.name for h in self.heads]:
+            raise ValueError("the sweep checkpoint holds other probe heads than this run; delete it")
+        self.best_score = state["best_score"].numpy().copy()
+        self.best_epoch = state["best_epoch"].numpy().copy()
+        self.bad_epochs = state["bad_epochs"].numpy().astype(int)
+        self.stopped = state["stopped"].numpy().copy()
+        self.history = [list(h) for h in state["history"]]
+        self._best_params = [b.clone() for b in state["best_params"]]
 
     def training_step(self, batch, batch_idx):
         x, y = batch

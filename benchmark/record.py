@@ -17,7 +17,7 @@ PACKAGES = ("torch", "torchaudio", "transformers", "lightning", "numpy", "scikit
 # Config keys that say where files are and how a run executes, not what it measures: left out of the
 # protocol/record checksum, so records made on another machine or with other data paths still group together.
 LOCATION_KEYS = ("data_root", "cache_dir", "results_dir", "num_workers", "force", "device", "max_missing_fraction",
-                 "verify_checksums")
+                 "verify_checksums", "shard_tracks")
 
 
 def package_versions() -> dict[str, str]:

@@ -19,12 +19,13 @@ from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
-from benchmark.extract import load_or_extract
+from benchmark.extract import DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featureless, load_or_extract
 from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
-from benchmark.sweep import LayerRow, resolve_layers, summarise, train_sweep
+from benchmark.sweep import (ConfigError, LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
+                             train_sweep)
 from tasks.base import SPLITS, Task, Track, check_dataset
 from tasks.registry import build_task
 
@@ -55,15 +56,68 @@ def split_tracks(task: Task, tracks: list[Track]) -> dict[str, list[Track]]:
     return by_split
 
 
+def check_config(config: dict[str, Any]) -> None:
+    """Refuse settings that cannot work from the config alone, before the task, encoder or data are touched.
+
+    Why: a run spends minutes to hours reading data and running the encoder; a typo such as ``probe.lr=[]``,
+    ``trainer.max_epochs=0`` or a negative window must fail in the first second with the key and the fix.
+    """
+    check_sweep_config(config["probe"], config["trainer"])
+    parse_layers(config.get("layers", "all"))
+    fraction = config.get("max_missing_fraction", 0.01)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ConfigError(f"max_missing_fraction={fraction!r}: must be a number in [0, 1] (default 0.01)")
+    task_cfg = config["task"]
+    for key in ("window_seconds", "hop_seconds"):
+        value = task_cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"task.{key}={value!r}: must be a positive number of seconds, or null for the "
+                              "default (the encoder's pretraining context; hop = the window)")
+    min_fraction = task_cfg.get("window_min_fraction")
+    if min_fraction is not None and (isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float))
+                                     or not 0 <= min_fraction <= 1):
+        raise ConfigError(f"task.window_min_fraction={min_fraction!r}: must be in [0, 1] (default 0.5)")
+
+
+def check_compatible(task: Task, encoder: Encoder, spec: WindowSpec) -> None:
+    """Refuse a task/encoder pair that cannot work, once both exist and before any data is read.
+
+    A frame-level task needs per-frame hidden states; every window (and every kept trailing part of one) must be
+    at least the encoder's receptive field, or the encoder has no frame to return for it.
+    """
+    if task.level == "frame" and not getattr(encoder, "frame_level", True):
+        raise ConfigError(
+            f"task {task.name} is frame-level (a target per encoder frame) but model {encoder.name} returns no "
+            f"per-frame hidden states (frame_level = False). Use a model that does (every built-in model does, "
+            f"e.g. model=mert-v1-95m or model=mfcc) or a clip-level task with model={encoder.name}.")
+    window = int(round(spec.window * encoder.sample_rate))
+    receptive_ms = 1000 * encoder.min_samples / encoder.sample_rate
+    if window < encoder.min_samples:
+        raise ConfigError(
+            f"task.window_seconds={spec.window:g} is shorter than the receptive field of {encoder.name} "
+            f"({encoder.min_samples} samples at {encoder.sample_rate} Hz = {receptive_ms:.1f} ms): the encoder "
+            f"returns no frame for such a window. Set task.window_seconds to at least "
+            f"{encoder.min_samples / encoder.sample_rate:.3f}, or null for its context "
+            f"({encoder.context_seconds:g} s).")
+    if task.level != "frame" and spec.min_fraction * window < encoder.min_samples:
+        raise ConfigError(
+            f"task.window_min_fraction={spec.min_fraction:g} keeps trailing windows down to "
+            f"{spec.min_fraction * spec.window * 1000:.1f} ms, shorter than the receptive field of {encoder.name} "
+            f"({receptive_ms:.1f} ms). Raise task.window_min_fraction to at least "
+            f"{encoder.min_samples / window:.3f} or task.window_seconds.")
+
+
 class DatasetIncompleteError(RuntimeError):
     """More of a split is missing (or fails its checksum) than ``max_missing_fraction`` allows."""
 
 
 def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
-                   console: Console) -> tuple[dict[str, list[Track]], dict[str, list[str]]]:
+                   console: Console) -> tuple[dict[str, list[Track]], dict[str, list[str]], dict[str, list[int]]]:
     """Check the local dataset before any compute; drop absent or corrupt files within the allowed fraction.
 
-    Returns the usable tracks per split and the skipped track ids per split (for the run record).
+    Returns the usable tracks per split, the skipped track ids per split (for the run record) and the position of
+    every usable track in the task's full split list (the extractor's shards are cut by it, see
+    :func:`track_positions`).
     """
     tracks = task.tracks(data_root)
     report = check_dataset(task, tracks, data_root, verify_checksums=bool(config.get("verify_checksums", True)))
@@ -83,7 +137,71 @@ def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
         console.print(f"[yellow]skipping {sum(map(len, skipped.values()))} track(s) "
                       f"(within max_missing_fraction={limit:g})[/]")
     gone = {tid for ids in skipped.values() for tid in ids}
-    return split_tracks(task, [t for t in tracks if t.track_id not in gone]), skipped
+    by_split = split_tracks(task, [t for t in tracks if t.track_id not in gone])
+    return by_split, skipped, shard_positions(by_split, track_positions(tracks))
+
+
+def track_positions(tracks: list[Track]) -> dict[str, dict[str, int]]:
+    """Per split, track key -> position in the task's full split list (missing files included).
+
+    The extractor groups tracks into shards by this position, so a file dropped because it is missing (or was
+    deleted after it failed to decode) does not shift later tracks into other shards: their work is reused.
+    """
+    from benchmark.extract import track_key
+
+    out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    for t in tracks:
+        split = out.setdefault(t.split, {})
+        split.setdefault(track_key(t), len(split))
+    return out
+
+
+def shard_positions(by_split: dict[str, list[Track]], known: dict[str, dict[str, int]]) -> dict[str, list[int]]:
+    """Positions of the usable tracks in their full split lists."""
+    from benchmark.extract import track_key
+
+    return {s: [known[s][track_key(t)] for t in tr] for s, tr in by_split.items()}
+
+
+def extraction_settings(config: dict[str, Any], positions: dict[str, list[int]] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`~benchmark.extract.load_or_extract` that say how work is committed.
+
+    ``shard_tracks`` (default 64; ``shard_tracks=N`` on the command line) is how many tracks the extractor commits
+    to the cache at a time. It is deliberately not in configs/config.yaml: a new key there would change the
+    protocol checksum of every run (record.LOCATION_KEYS lists the execution settings left out of it).
+    """
+    shard_tracks = config.get("shard_tracks", DEFAULT_SHARD_TRACKS)
+    if isinstance(shard_tracks, bool) or not isinstance(shard_tracks, int) or shard_tracks < 1:
+        raise ConfigError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1 (default "
+                          f"{DEFAULT_SHARD_TRACKS}: tracks committed to the cache together)")
+    return {"shard_tracks": shard_tracks, "positions": positions}
+
+
+def check_decoded(by_split: dict[str, list[Track]], skipped: dict[str, list[str]], extraction: ExtractionStats,
+                  config: dict[str, Any], console: Console) -> dict[str, list[str]]:
+    """Add the tracks whose audio could not be decoded to ``skipped``; stop when a split lost too many.
+
+    Called after every split was extracted and cached: fixing or deleting the listed files and running the same
+    command again reuses all the work done (only the shards holding replaced files are computed again).
+    """
+    limit = float(config.get("max_missing_fraction", 0.01))
+    merged = {s: list(skipped.get(s, [])) for s in SPLITS}
+    failures = extraction.failures
+    for s in SPLITS:
+        merged[s] += [tid for tid in failures.get(s, {}) if tid not in merged[s]]
+    lines = [f"  {s}: {tid}: {reason}" for s in SPLITS for tid, reason in failures.get(s, {}).items()]
+    total = {s: len(by_split.get(s, [])) + len(skipped.get(s, [])) for s in SPLITS}
+    over = [s for s in SPLITS if len(merged[s]) > limit * max(total[s], 1)]
+    if over:
+        raise DatasetIncompleteError(
+            "audio that could not be decoded:\n" + "\n".join(lines) + f"\nsplit(s) {over} lose more than "
+            f"max_missing_fraction={limit:g} of their tracks (absent, corrupt and undecodable files together). "
+            "Everything else was extracted and cached: replace or delete these files and run the same command "
+            "again, or allow it with max_missing_fraction=...")
+    if lines:
+        console.print(f"[yellow]skipped {len(lines)} track(s) whose audio could not be decoded "
+                      f"(within max_missing_fraction={limit:g}):[/]\n" + "\n".join(lines), highlight=False)
+    return merged
 
 
 def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task) -> FeatureCache:
@@ -109,15 +227,20 @@ def standardized_targets(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
-                    config: dict[str, Any], console: Console) -> ProbeData:
+                    config: dict[str, Any], console: Console,
+                    positions: dict[str, list[int]] | None = None) -> ProbeData:
     """Pooled window features of every layer (cached), window targets, and per-track evaluators."""
     cache = feature_cache(Path(config["cache_dir"]), encoder, spec, task)
     console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
                   f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks; "
                   f"window {spec.window:g} s, hop {spec.hop:g} s; cache {cache.dir}")
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
-                                         int(config.get("num_workers", 0)), console=console)
-    targets = {s: task.target_array(by_split[s]) for s in SPLITS}
+                                         int(config.get("num_workers", 0)), console=console,
+                                         **extraction_settings(config, positions))
+    targets = {}
+    for s in SPLITS:  # tracks whose audio could not be decoded have no features: they leave targets too
+        splits[s], kept, _ = drop_featureless(splits[s])
+        targets[s] = task.target_array([by_split[s][i] for i in kept])
     if task.task_type == "regression":
         targets = standardized_targets(targets)
     evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
@@ -136,19 +259,24 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     """
     console = console or make_console()
     started = time.perf_counter()
+    check_config(config)
     out_path = record_path(Path(config["results_dir"]), config)
     task = build_task(config["task"])
-    data_root = Path(config["data_root"])
-    by_split, skipped = checked_tracks(task, data_root, config, console)
+    # The encoder is built before the data are checked so that an impossible pair (layers out of range, a window
+    # under the receptive field, a frame-level task with a clip-only encoder) fails before any data work.
     encoder = encoder or build_encoder(config["model"]).to(compute_device(config.get("device", "auto")))
     spec = window_spec(config["task"], encoder)
     layers, with_sum = resolve_layers(config.get("layers", "all"), encoder.num_hidden_states)
+    check_compatible(task, encoder, spec)
+    data_root = Path(config["data_root"])
+    by_split, skipped, positions = checked_tracks(task, data_root, config, console)
     if task.level == "frame":
         from benchmark.frame_level import frame_level_data
 
-        data = frame_level_data(task, encoder, by_split, spec, layers, config, console)
+        data = frame_level_data(task, encoder, by_split, spec, layers, config, console, positions)
     else:
-        data = clip_level_data(task, encoder, by_split, spec, config, console)
+        data = clip_level_data(task, encoder, by_split, spec, config, console, positions)
+    skipped = check_decoded(by_split, skipped, data.extraction, config, console)
     if data.extraction.forward_calls == 0:
         console.print("features: read from cache (encoder not run)")
     extracted = time.perf_counter()
@@ -158,9 +286,13 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     heads = make_heads(layers, with_sum and bool(probe_cfg.get("weighted_sum", True)), [float(x) for x in lrs])
     console.print(f"training {len(heads)} probe heads together ({len(layers)} layers"
                   f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
+    # Saved after every epoch next to the record and keyed by it (and by the features), so an interrupted sweep
+    # resumes where it stopped; deleted once the record is written.
+    checkpoint = out_path.with_name(out_path.stem + ".sweep.ckpt")
     results, model = train_sweep(
         data.splits, data.train_targets, data.evaluators, data.loss, data.num_outputs, heads, probe_cfg,
-        trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids)
+        trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids,
+        checkpoint=checkpoint, checkpoint_tag=f"{run_checksum(config)}:{data.cache.key}")
     primary = data.evaluators["test"].primary
     rows, selected = summarise(results, primary)
     trained = time.perf_counter()
@@ -186,8 +318,10 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
         "valid_history": model.history,
         "encoder": encoder.identity(),
         "dataset": task.dataset_identity(),
-        "split_sizes": {s: len(t) for s, t in by_split.items()},
+        "split_sizes": {s: len(data.splits[s].track_ids) for s in by_split},
         "skipped": skipped,
+        "flagged": {flag: {s: data.extraction.flagged.get(s, {}).get(flag, []) for s in SPLITS}
+                    for flag in ("padded_short", "non_finite")},
         "window": spec.as_dict(),
         "feature_cache": {"key": data.cache.key, "dir": str(data.cache.dir), "disk_bytes": data.cache.disk_bytes()},
         "timings": {
@@ -203,6 +337,7 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
         "suite_revision": suite_revision(),
     }
     write_record(out_path, record)
+    checkpoint.unlink(missing_ok=True)
     console.print(f"record: {out_path}")
     return record
 

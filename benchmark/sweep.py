@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
+import zlib
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from benchmark.cache import SplitFeatures
 from benchmark.evaluation import Evaluator
@@ -53,6 +56,66 @@ def feature_statistics(features: np.ndarray, chunk: int = 4096) -> tuple[np.ndar
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+class EpochShuffledBatches(Sampler[list[int]]):
+    """Random batches whose order depends only on (seed, epoch).
+
+    Why not a RandomSampler with a generator: its generator state is not part of a Lightning checkpoint, so a
+    resumed run would draw other batches than an uninterrupted one. Lightning calls :meth:`set_epoch` before each
+    epoch (also after resuming), and the permutation is a pure function of the seed and that epoch.
+    """
+
+    def __init__(self, num_rows: int, batch_size: int, seed: int) -> None:
+        self.num_rows, self.batch_size, self.seed, self.epoch = num_rows, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return (self.num_rows + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:epoch{self.epoch}".encode()))
+        order = torch.randperm(self.num_rows, generator=g).tolist()
+        for start in range(0, self.num_rows, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+class SweepCheckpoint(L.Callback):
+    """Saves the whole sweep (weights, optimizer, loops, selection state) after every epoch, atomically.
+
+    Written to a temporary name and renamed, so an interruption at any moment leaves the previous complete
+    checkpoint; the run deletes it once its record is written.
+    """
+
+    def __init__(self, path: Path, tag: str) -> None:
+        self.path, self.tag = Path(path), tag
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        checkpoint["sweep_tag"] = self.tag
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: LayerSweepProbe) -> None:
+        if trainer.sanity_checking:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.path)
+
+
+def resumable_checkpoint(path: Path | None, tag: str) -> Path | None:
+    """``path`` when it holds a checkpoint of this very sweep (same tag), else None (a stale one is deleted)."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True).get("sweep_tag")
+    except Exception:  # unreadable: start over
+        saved = None
+    if saved != tag:
+        Path(path).unlink(missing_ok=True)
+        return None
+    return Path(path)
+
+
 class EpochReport(L.Callback):
     """A progress line every ``every`` epochs and whenever heads stop: the best head so far and how many train."""
 
@@ -80,15 +143,91 @@ class HeadResult:
     test: dict[str, float]
 
 
+class ConfigError(ValueError):
+    """A run config that cannot work, found before any data is read or any feature is computed.
+
+    The message names the offending key, what was given, what is allowed and the override that fixes it.
+    """
+
+
+def parse_layers(layers: Any) -> list[int] | None:
+    """``layers=`` as given: ``None`` for ``all``, else the non-empty list of distinct indices it names.
+
+    Checked before the encoder exists, so ``layers=[]`` or ``layers=abc`` fails in a second, not after the data
+    check; the range is checked by :func:`resolve_layers` once the encoder's depth is known.
+    """
+    if layers is None or layers == "all":
+        return None
+    items = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    chosen = []
+    for x in items:
+        if isinstance(x, bool) or not isinstance(x, (int, str)) or not str(x).lstrip("-").isdigit():
+            raise ConfigError(f"layers={layers!r}: expected all, a hidden-state index or a list of indices "
+                              "(e.g. layers=all, layers=6, layers=[3,7])")
+        chosen.append(int(x))
+    if not chosen:
+        raise ConfigError("layers=[] selects no hidden state; use layers=all or list at least one index")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"layers={chosen} lists a hidden state twice; list each index once")
+    return chosen
+
+
 def resolve_layers(layers: Any, num_states: int) -> tuple[list[int], bool]:
     """``layers=all`` -> every hidden state plus the weighted sum; an int or list restricts the sweep."""
-    if layers in (None, "all"):
+    chosen = parse_layers(layers)
+    if chosen is None:
         return list(range(num_states)), num_states > 1  # a weighted sum of one state is that state
-    chosen = [int(layers)] if isinstance(layers, (int, str)) else [int(x) for x in layers]
     bad = [x for x in chosen if not 0 <= x < num_states]
     if bad:
-        raise ValueError(f"layers={bad} out of range: this encoder has hidden states 0..{num_states - 1}")
+        raise ConfigError(f"layers={bad} out of range: this encoder has hidden states 0..{num_states - 1} "
+                          f"(0 = the input embedding); use layers=all or indices in that range")
     return chosen, False
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not one (bools and strings are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def check_sweep_config(probe_cfg: dict[str, Any], trainer_cfg: dict[str, Any], require_lr: bool = True) -> None:
+    """Refuse probe and trainer settings that cannot train, before any feature is computed.
+
+    Why here: ``probe.lr=[]`` used to surface as a torch error deep in the first training step and
+    ``trainer.max_epochs=0`` as a record of untrained probes, both after the encoder had run over the dataset.
+    ``require_lr=False`` is for :func:`train_sweep`, whose heads carry their learning rates.
+    """
+    if require_lr or "lr" in probe_cfg:
+        lrs = probe_cfg.get("lr")
+        items = list(lrs) if isinstance(lrs, (list, tuple)) else [lrs]
+        if not items:
+            raise ConfigError("probe.lr=[] gives no learning rate to train; set one or more, e.g. "
+                              "probe.lr=[1e-3] or probe.lr=[1e-4,1e-3]")
+        bad = [x for x in items if _number(x) is None or _number(x) <= 0]
+        if bad:
+            raise ConfigError(f"probe.lr={lrs!r}: learning rates must be positive numbers, got {bad}; "
+                              "e.g. probe.lr=[1e-3]")
+        if len(set(map(float, items))) != len(items):
+            raise ConfigError(f"probe.lr={lrs!r} lists a learning rate twice; list each once")
+    positive_ints = {"max_epochs": "trainer.max_epochs=100", "batch_size": "trainer.batch_size=64"}
+    for key, example in positive_ints.items():
+        value = trainer_cfg.get(key)
+        if value is not None and (_number(value) is None or value != int(value) or value < 1):
+            raise ConfigError(f"trainer.{key}={value!r}: must be a whole number >= 1 (e.g. {example})")
+    for key in ("patience", "lr_decay_patience"):
+        value = trainer_cfg.get(key)
+        if value is not None and (_number(value) is None or value != int(value) or value < 0):
+            raise ConfigError(f"trainer.{key}={value!r}: must be a whole number >= 0")
+    factor = trainer_cfg.get("lr_decay_factor")
+    if factor is not None and (_number(factor) is None or not 0 < factor < 1):
+        raise ConfigError(f"trainer.lr_decay_factor={factor!r}: must be between 0 and 1 (e.g. 0.5)")
+    dropout = probe_cfg.get("dropout")
+    if dropout is not None and (_number(dropout) is None or not 0 <= dropout < 1):
+        raise ConfigError(f"probe.dropout={dropout!r}: must be in [0, 1)")
+    hidden = probe_cfg.get("hidden")
+    if hidden is not None and (_number(hidden) is None or hidden != int(hidden) or hidden < 0):
+        raise ConfigError(f"probe.hidden={hidden!r}: must be a whole number >= 0 (0 = linear, e.g. probe.hidden=512)")
 
 
 def train_sweep(
@@ -103,12 +242,22 @@ def train_sweep(
     seed: int,
     console=None,
     state_ids: list[int] | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_tag: str = "",
 ) -> tuple[list[HeadResult], LayerSweepProbe]:
     """Train every head together, then score each head's best-on-validation weights on valid and test.
 
     ``train_targets`` holds one target per training row (window or frame); ``evaluators`` score the ``valid``
     and ``test`` rows. Validation drives early stopping and checkpoints; test is scored once, at the end.
+    With ``checkpoint``, the sweep is saved there after every epoch and, when a checkpoint with the same
+    ``checkpoint_tag`` exists, resumed from it (the result equals an uninterrupted run's: batches and dropout masks
+    are seeded per epoch). The caller deletes the checkpoint once the result is safely stored.
     """
+    check_sweep_config(probe_cfg, trainer_cfg, require_lr=False)
+    if not heads:
+        raise ConfigError("no probe head to train (no layer and no learning rate selected)")
+    if any(_number(h.lr) is None or h.lr <= 0 for h in heads):
+        raise ConfigError(f"probe heads need positive learning rates, got {sorted({h.lr for h in heads})}")
     L.seed_everything(seed, workers=True, verbose=False)
     train, valid = splits["train"], splits["valid"]
     mean, std = feature_statistics(train.features) if probe_cfg.get("standardize", True) else (
@@ -124,10 +273,9 @@ def train_sweep(
         weight_decay=float(probe_cfg.get("weight_decay", 0.0)), seed=seed, state_ids=state_ids,
     )
     batch_size = int(trainer_cfg.get("batch_size", 64))
-    generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
         _WindowBatches(train.features, row_targets),
-        sampler=BatchSampler(RandomSampler(range(len(row_targets)), generator=generator), batch_size, False),
+        sampler=EpochShuffledBatches(len(row_targets), batch_size, seed),
         batch_size=None,
     )
     valid_targets_windows = np.zeros(len(valid.window_track), np.float32)  # unused by validation_step
@@ -144,9 +292,13 @@ def train_sweep(
         logger=False, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=bool(trainer_cfg.get("progress_bar", True)),
         num_sanity_val_steps=0,
-        callbacks=[EpochReport(console)] if console is not None else [],
+        callbacks=([EpochReport(console)] if console is not None else [])
+        + ([SweepCheckpoint(checkpoint, checkpoint_tag)] if checkpoint is not None else []),
     )
-    trainer.fit(model, train_loader, valid_loader)
+    resume = resumable_checkpoint(checkpoint, checkpoint_tag)
+    if resume is not None and console is not None:
+        console.print(f"resuming the probe sweep from {resume}")
+    trainer.fit(model, train_loader, valid_loader, ckpt_path=resume)
     model.restore_best()
     model.cpu()
     metrics = {split: evaluators[split](model.predict_rows(splits[split].features)) for split in ("valid", "test")}

@@ -23,6 +23,9 @@ class Encoder(torch.nn.Module, abc.ABC):
         frame_rate: hidden-state frames per second of audio.
         context_seconds: the audio length the model was trained on; the default window length.
         min_samples: the shortest input that yields one frame (the receptive field).
+        frame_level: whether :meth:`hidden_states` returns per-frame states that frame-level tasks (beats) can
+            probe; an encoder that only yields one clip summary sets it to False and the runner refuses to pair it
+            with a frame-level task before any work. Every built-in encoder returns frames.
     """
 
     name: str
@@ -32,6 +35,7 @@ class Encoder(torch.nn.Module, abc.ABC):
     frame_rate: float
     context_seconds: float
     min_samples: int
+    frame_level: bool = True
 
     @property
     def num_hidden_states(self) -> int:
