@@ -28,7 +28,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-CACHE_FORMAT_VERSION = 1
+# 2: rows in canonical (track, window, frame) order, written through shards. Part of every cache key, so a
+# cache written by an older layout is never read as if it were current.
+CACHE_FORMAT_VERSION = 2
 SHARD_FORMAT_VERSION = 1
 COPY_CHUNK_BYTES = 64 << 20  # finalisation copies shards in chunks of this size: memory stays bounded
 
