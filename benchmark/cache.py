@@ -73,7 +73,8 @@ def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:
         _fsync_dir(path.parent)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (temporary names carry their writer's pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -95,7 +96,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     for p in folder.rglob("*"):
         for marker in (".tmp", ".part"):
             head, sep, pid = p.name.rpartition(marker)
-            if sep and pid.isdigit() and head and not _pid_alive(int(pid)) and p.is_file():
+            if sep and pid.isdigit() and head and not pid_alive(int(pid)) and p.is_file():
                 p.unlink(missing_ok=True)
                 removed.append(p)
                 break

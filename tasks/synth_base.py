@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from benchmark.cache import pid_alive
 from tasks.base import SPLITS, Task, Track
 from tasks.synth_audio import NoteEvent, master, render_events
 
@@ -266,7 +267,7 @@ class SynthTask(Task):
         for prefix in (f".{self.name}.rendering-{host}-", f".{self.name}.old-{host}-"):
             for path in root.glob(prefix + "*"):
                 pid_text = path.name[len(prefix):]
-                if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+                if pid_text.isdigit() and not pid_alive(int(pid_text)):
                     shutil.rmtree(path, ignore_errors=True)
 
     @staticmethod
@@ -349,13 +350,4 @@ def _worker_main(job_path: str) -> None:
         rows.append(_render_to_file(task, folder, (track_id, split, index, label)))
     Path(job_path).with_suffix(".rows").write_text(json.dumps(rows))
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
