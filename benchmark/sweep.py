@@ -98,7 +98,7 @@ class SweepCheckpoint(L.Callback):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
         os.replace(tmp, self.path)
 
 
@@ -298,7 +298,8 @@ def train_sweep(
     resume = resumable_checkpoint(checkpoint, checkpoint_tag)
     if resume is not None and console is not None:
         console.print(f"resuming the probe sweep from {resume}")
-    trainer.fit(model, train_loader, valid_loader, ckpt_path=resume)
+    # weights_only=True: the checkpoint holds tensors and plain containers only, so nothing in it can run code.
+    trainer.fit(model, train_loader, valid_loader, ckpt_path=resume, weights_only=True)
     model.restore_best()
     model.cpu()
     metrics = {split: evaluators[split](model.predict_rows(splits[split].features)) for split in ("valid", "test")}
