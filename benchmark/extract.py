@@ -15,6 +15,9 @@ reported per split (:class:`ExtractionStats` ``skipped``); the runner decides wh
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+
 import itertools
 import logging
 import time
@@ -314,6 +317,24 @@ def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tenso
     return (summed / frame_lengths.clamp(min=1)[:, None, None].to(states.dtype)).cpu()
 
 
+@contextlib.contextmanager
+def split_lock(cache: FeatureCache, split: str) -> Iterator[None]:
+    """Exclusive lock on one split of one cache folder, held while it is extracted.
+
+    The jobs of a sweep (seeds, probes, launched in parallel by joblib or submitit) share one cache entry; without
+    the lock they would write the same shards at once and one job's finalisation would delete the other's work in
+    progress. ``flock`` is released by the kernel when a process dies, so a killed job never blocks a rerun. (On
+    network file systems without flock support, run the extraction stage once before fanning out the seeds.)
+    """
+    cache.dir.mkdir(parents=True, exist_ok=True)
+    with open(cache.dir / f"{split}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_or_extract(
     encoder: Encoder,
     tracks_by_split: dict[str, list[Track]],
@@ -341,12 +362,15 @@ def load_or_extract(
             console=console, transient=False,
         ) as bar:
             for split in missing:
-                job = bar.add_task(split, total=len(tracks_by_split[split]))
-                extract_split(
-                    encoder, tracks_by_split[split], cache, split, spec, batch_size, num_workers,
-                    progress=lambda n, job=job: bar.advance(job, n), stats=stats, pooling=pooling,
-                    shard_tracks=shard_tracks, positions=(positions or {}).get(split),
-                )
+                with split_lock(cache, split):  # concurrent jobs (a sweep's seeds) extract a split once
+                    if cache.has(split, tracks_checksum(tracks_by_split[split])):
+                        continue  # another process finished it while this one waited
+                    job = bar.add_task(split, total=len(tracks_by_split[split]))
+                    extract_split(
+                        encoder, tracks_by_split[split], cache, split, spec, batch_size, num_workers,
+                        progress=lambda n, job=job: bar.advance(job, n), stats=stats, pooling=pooling,
+                        shard_tracks=shard_tracks, positions=(positions or {}).get(split),
+                    )
     for split in tracks_by_split:
         index = cache.index(split)
         failed = index.get("failed", {})

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -184,6 +185,18 @@ class SynthTask(Task):
         if self.is_prepared(root):
             return
         root.mkdir(parents=True, exist_ok=True)
+        # Parallel jobs of a sweep render the same dataset: one renders, the others wait and then find it ready.
+        # The lock is taken on the data root folder itself, so no lock file is left beside the datasets.
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self.is_prepared(root):
+                self._render(root)
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _render(self, root: Path) -> None:
+        """Render every clip into a temporary folder, then swap it in (see :meth:`prepare`)."""
         self._remove_stale_temporaries(root)
         tag = f"{socket.gethostname()}-{os.getpid()}"
         tmp = root / f".{self.name}.rendering-{tag}"
