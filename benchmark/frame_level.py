@@ -303,9 +303,7 @@ def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task,
     """The clip-level cache key (encoder, rate, windowing, dataset) with ``pooling: none`` and the layers kept."""
     from benchmark.runner import feature_cache
 
-    fields = {k: v for k, v in feature_cache(cache_dir, encoder, spec, task).key_fields.items() if k != "format"}
-    fields.update(pooling="none", layers=[int(x) for x in layers])
-    return FeatureCache(cache_dir, fields)
+    return feature_cache(cache_dir, encoder, spec, task, pooling="none", layers=[int(x) for x in layers])
 
 
 def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,

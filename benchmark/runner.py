@@ -19,7 +19,8 @@ from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
-from benchmark.extract import DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featureless, load_or_extract
+from benchmark.extract import (DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featureless, load_or_extract,
+                               track_key)
 from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
@@ -111,6 +112,11 @@ class DatasetIncompleteError(RuntimeError):
     """More of a split is missing (or fails its checksum) than ``max_missing_fraction`` allows."""
 
 
+def splits_over_limit(lost: dict[str, list[str]], totals: dict[str, int], limit: float) -> list[str]:
+    """The splits that lose more than ``limit`` of their tracks (the ``max_missing_fraction`` rule)."""
+    return [s for s in SPLITS if len(lost.get(s, [])) > limit * max(totals.get(s, 0), 1)]
+
+
 def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
                    console: Console) -> tuple[dict[str, list[Track]], dict[str, list[str]], dict[str, list[int]]]:
     """Check the local dataset before any compute; drop absent or corrupt files within the allowed fraction.
@@ -127,7 +133,7 @@ def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
     for t in tracks:
         if str(t.path) in bad_paths:
             skipped[t.split].append(t.track_id)
-    over = [s for s in SPLITS if len(skipped[s]) > limit * max(report.counts[s], 1)]
+    over = splits_over_limit(skipped, report.counts, limit)
     if over:
         raise DatasetIncompleteError(
             f"{report.summary()}\nsplit(s) {over} lose more than max_missing_fraction={limit:g} of their tracks; "
@@ -147,8 +153,6 @@ def track_positions(tracks: list[Track]) -> dict[str, dict[str, int]]:
     The extractor groups tracks into shards by this position, so a file dropped because it is missing (or was
     deleted after it failed to decode) does not shift later tracks into other shards: their work is reused.
     """
-    from benchmark.extract import track_key
-
     out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
     for t in tracks:
         split = out.setdefault(t.split, {})
@@ -158,17 +162,14 @@ def track_positions(tracks: list[Track]) -> dict[str, dict[str, int]]:
 
 def shard_positions(by_split: dict[str, list[Track]], known: dict[str, dict[str, int]]) -> dict[str, list[int]]:
     """Positions of the usable tracks in their full split lists."""
-    from benchmark.extract import track_key
-
     return {s: [known[s][track_key(t)] for t in tr] for s, tr in by_split.items()}
 
 
 def extraction_settings(config: dict[str, Any], positions: dict[str, list[int]] | None) -> dict[str, Any]:
     """Keyword arguments of :func:`~benchmark.extract.load_or_extract` that say how work is committed.
 
-    ``shard_tracks`` (default 64; ``shard_tracks=N`` on the command line) is how many tracks the extractor commits
-    to the cache at a time. It is deliberately not in configs/config.yaml: a new key there would change the
-    protocol checksum of every run (record.LOCATION_KEYS lists the execution settings left out of it).
+    ``shard_tracks`` (configs/config.yaml, default 64) is how many tracks the extractor commits to the cache at a
+    time. It is an execution setting: record.LOCATION_KEYS leaves it out of the protocol checksum.
     """
     shard_tracks = config.get("shard_tracks", DEFAULT_SHARD_TRACKS)
     if isinstance(shard_tracks, bool) or not isinstance(shard_tracks, int) or shard_tracks < 1:
@@ -191,7 +192,7 @@ def check_decoded(by_split: dict[str, list[Track]], skipped: dict[str, list[str]
         merged[s] += [tid for tid in failures.get(s, {}) if tid not in merged[s]]
     lines = [f"  {s}: {tid}: {reason}" for s in SPLITS for tid, reason in failures.get(s, {}).items()]
     total = {s: len(by_split.get(s, [])) + len(skipped.get(s, [])) for s in SPLITS}
-    over = [s for s in SPLITS if len(merged[s]) > limit * max(total[s], 1)]
+    over = splits_over_limit(merged, total, limit)
     if over:
         raise DatasetIncompleteError(
             "audio that could not be decoded:\n" + "\n".join(lines) + f"\nsplit(s) {over} lose more than "
@@ -204,13 +205,16 @@ def check_decoded(by_split: dict[str, list[Track]], skipped: dict[str, list[str]
     return merged
 
 
-def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task) -> FeatureCache:
+def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task, pooling: str = "time_mean",
+                  **extra: Any) -> FeatureCache:
+    """The cache entry of everything that changes the features; ``extra`` adds fields (e.g. the layers kept)."""
     return FeatureCache(cache_dir, {
         "encoder": encoder.identity(),
         "sample_rate": encoder.sample_rate,
         "window": spec.as_dict(),
-        "pooling": "time_mean",
+        "pooling": pooling,
         "dataset": task.dataset_identity(),
+        **extra,
     })
 
 
