@@ -2,6 +2,8 @@
 
 Commands:
     run      probe every layer of ``model=`` on ``task=`` (a Hydra app: ``-m`` sweeps, any override)
+    extract  the first stage of ``run`` alone: check the data and fill the feature cache (same overrides; on a
+             cluster, one extraction job per task x model before the probe jobs of every seed)
     check    verify a local dataset copy: layout, published checksums, tracks per split (``task=<name>``)
     prepare  fetch a dataset, or print the manual steps where it has no public source (``prepare <task>``)
     embed    write every hidden state of audio files as ``[layers+1, frames, dim]`` float32 ``.npy``
@@ -29,26 +31,52 @@ def _resolved(cfg) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _run_command(argv: list[str]) -> int:
+def _hydra_app(argv: list[str], job: Callable[[dict[str, Any]], None]) -> int:
+    """Run ``job(resolved config)`` as a Hydra app over ``configs/config.yaml``: ``-m`` sweeps, launchers and
+    every override work the same for each command built on it."""
+    import warnings
+
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    # Our launcher configs carry the plugins' own names (hydra/launcher=submitit_slurm): Hydra validates them
+    # against the plugin's schema of that name and says so; they list every field, so nothing depends on it.
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
+
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     def _app(cfg) -> None:
-        from benchmark.record import record_path
-        from benchmark.runner import run
-
         config = _resolved(cfg)
         config["_overrides"] = list(HydraConfig.get().overrides.task)
-        path = record_path(Path(config["results_dir"]), config)
-        if path.exists() and not config.get("force"):
-            print(f"record exists, skipping (force=true reruns): {path}")
-            return
-        run(config)
+        job(config)
 
     sys.argv = [sys.argv[0], *argv]
     _app()
     return 0
+
+
+def _run_job(config: dict[str, Any]) -> None:
+    from benchmark.record import record_path
+    from benchmark.runner import run
+
+    path = record_path(Path(config["results_dir"]), config)
+    if path.exists() and not config.get("force"):
+        print(f"record exists, skipping (force=true reruns): {path}")
+        return
+    run(config)
+
+
+def _extract_job(config: dict[str, Any]) -> None:
+    from benchmark.runner import extract_features
+
+    extract_features(config)
+
+
+def _run_command(argv: list[str]) -> int:
+    return _hydra_app(argv, _run_job)
+
+
+def _extract_command(argv: list[str]) -> int:
+    return _hydra_app(argv, _extract_job)
 
 
 def _compose(config_name: str, overrides: list[str]):
@@ -161,6 +189,7 @@ def _plot_command(argv: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run_command,
+    "extract": _extract_command,
     "check": _check_command,
     "prepare": _prepare_command,
     "embed": _embed_command,
@@ -179,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
         return 2
-    if command == "run":  # Hydra's own app prints its errors (valid names listed) and exits
+    if command in ("run", "extract"):  # Hydra's own app prints its errors (valid names listed) and exits
         return COMMANDS[command](rest)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

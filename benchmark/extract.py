@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from benchmark import audio as audio_module
 from benchmark.audio import AudioReadError, WindowSpec, load_audio, window_bounds
 from benchmark.cache import FeatureCache, ShardResult, SplitFeatures, file_stamp, track_list_checksum
+from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from tasks.base import Track
 
@@ -220,30 +221,47 @@ def extract_split(
     pooling: Pooling = TIME_MEAN,
     shard_tracks: int = DEFAULT_SHARD_TRACKS,
     positions: Sequence[int] | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
+    on_plan: Callable[[int], None] | None = None,
 ) -> None:
     """Encode every window of ``tracks`` not yet in a complete shard, commit shard by shard, then finalise.
 
+    With several processes (``ranks``) every process calls this: the shards still to compute are dealt out
+    round robin, each rank commits its own, and rank 0 merges them after a barrier. ``on_plan`` is told how many
+    tracks this process will account for (its shards and those already done), for a progress bar's total.
     With ``pooling.mode == "none"`` the split's index also lists ``windows``: ``[track, window, rows]`` in row
     order, so a reader can place every frame in its track and in time.
     """
     if int(shard_tracks) < 1:
         raise ValueError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1")
-    cache.prepare()
     row_shape = (pooling.num_states(encoder), encoder.dim)
     keys = [track_key(t) for t in tracks]
     groups = shard_groups(len(tracks), shard_tracks, positions)
     shard_of = {i: s for s, idx in groups.items() for i in idx}
+
+    def finished_shards() -> dict[int, ShardResult]:
+        found = {}
+        for s, idx in groups.items():
+            result = cache.complete_shard(split, shard_tracks, s, row_shape, [keys[i] for i in idx])
+            if result is not None:
+                found[s] = result
+        return found
+
+    # Rank 0 alone tidies the folder and decides what is left to do (the other ranks could see a shard that a
+    # fast rank just committed and deal the work out differently); the broadcast is also the ranks' meeting point.
     done: dict[int, ShardResult] = {}
-    for s, idx in groups.items():
-        result = cache.complete_shard(split, shard_tracks, s, row_shape, [keys[i] for i in idx])
-        if result is not None:
-            done[s] = result
+    if ranks.is_zero:
+        cache.prepare()
+        done = finished_shards()
+    todo = [s for s in groups if s not in set(ranks.broadcast(sorted(done)))]
+    mine = todo[ranks.rank::ranks.world_size]  # round robin: shards are equal-sized runs of tracks
+    if on_plan is not None:
+        on_plan(sum(len(groups[s]) for s in mine) + sum(len(groups[s]) for s in done))
     if progress is not None and done:
         progress(sum(len(groups[s]) for s in done))
-    todo = [s for s in groups if s not in done]
     start, audio_samples, windows, calls = time.perf_counter(), 0, 0, 0
-    if todo:
-        indices = [i for s in todo for i in groups[s]]
+    if mine:
+        indices = [i for s in mine for i in groups[s]]
         dataset = _TrackWindows(tracks, indices, encoder.sample_rate, spec, encoder.min_samples)
         loader = DataLoader(dataset, batch_size=1, collate_fn=_first, num_workers=num_workers, shuffle=False)
         for s, items in itertools.groupby(loader, key=lambda item: shard_of[item[0]]):
@@ -292,11 +310,19 @@ def extract_split(
                 writer.abort()
                 raise
             calls += shard_calls
-    shards = [(s, done[s]) for s in groups]
-    any_failed = any(r.failed for _, r in shards)
-    extra: dict[str, Any] = {"window": spec.as_dict(), "split": split, "frame_level": pooling.mode == "none"}
-    cache.finalise(split, shard_tracks, shards, [t.track_id for t in tracks], keys, tracks_checksum(tracks),
-                   row_shape, extra=extra, keep_shards=any_failed)
+    ranks.barrier()  # every rank has committed its shards
+    if ranks.is_zero:
+        done.update({s: r for s, r in finished_shards().items() if s not in done})
+        lost = [s for s in groups if s not in done]
+        if lost:
+            raise RuntimeError(f"cache shards {lost} of split {split} are missing after extraction: a rank's "
+                               f"commit did not reach {cache.dir} (is the cache folder shared by every node?)")
+        shards = [(s, done[s]) for s in groups]
+        any_failed = any(r.failed for _, r in shards)
+        extra: dict[str, Any] = {"window": spec.as_dict(), "split": split, "frame_level": pooling.mode == "none"}
+        cache.finalise(split, shard_tracks, shards, [t.track_id for t in tracks], keys, tracks_checksum(tracks),
+                       row_shape, extra=extra, keep_shards=any_failed)
+    ranks.barrier()  # no rank reads the split before rank 0 has merged it
     if stats is not None:
         seconds = time.perf_counter() - start
         stats.seconds += seconds
@@ -304,7 +330,8 @@ def extract_split(
         stats.windows += windows
         stats.forward_calls += calls
         stats.per_split[split] = {"seconds": seconds, "windows": windows, "tracks": len(tracks),
-                                  "shards": len(groups), "shards_reused": len(groups) - len(todo)}
+                                  "shards": len(groups), "shards_reused": len(groups) - len(todo),
+                                  "shards_this_process": len(mine)}
 
 
 def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
@@ -346,31 +373,42 @@ def load_or_extract(
     pooling: Pooling = TIME_MEAN,
     shard_tracks: int = DEFAULT_SHARD_TRACKS,
     positions: dict[str, Sequence[int]] | None = None,
+    ranks: Ranks = SINGLE_PROCESS,
 ) -> tuple[dict[str, SplitFeatures], ExtractionStats]:
     """Return the features of every split, running the encoder only for what is missing from the cache.
 
     Every split is extracted (and cached) before anything is judged, so a run stopped afterwards for too many
     unreadable files loses no work. ``stats.skipped`` / ``failures`` / ``flagged`` come from the cache indices.
+    With several processes, every rank calls this and takes part in each split (see :func:`extract_split`);
+    rank 0 holds the split's lock for all of them and decides what is missing, and the returned stats add up the
+    work of every rank (``seconds`` is the slowest rank's).
     """
     stats = ExtractionStats()
-    missing = [s for s, tr in tracks_by_split.items() if not cache.has(s, tracks_checksum(tr))]
+    missing = ranks.broadcast([s for s, tr in tracks_by_split.items() if not cache.has(s, tracks_checksum(tr))]
+                              if ranks.is_zero else None)
     if missing:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(
             TextColumn("extract {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=False,
+            console=console, transient=False, disable=not ranks.is_zero,
         ) as bar:
             for split in missing:
-                with split_lock(cache, split):  # concurrent jobs (a sweep's seeds) extract a split once
-                    if cache.has(split, tracks_checksum(tracks_by_split[split])):
+                checksum = tracks_checksum(tracks_by_split[split])
+                # concurrent jobs (a sweep's seeds) extract a split once; the ranks of one job share rank 0's lock
+                with split_lock(cache, split) if ranks.is_zero else contextlib.nullcontext():
+                    if ranks.broadcast(cache.has(split, checksum) if ranks.is_zero else None):
                         continue  # another process finished it while this one waited
-                    job = bar.add_task(split, total=len(tracks_by_split[split]))
+                    label = split if ranks.world_size == 1 else f"{split} (rank 0 of {ranks.world_size})"
+                    job = bar.add_task(label, total=len(tracks_by_split[split]))
                     extract_split(
                         encoder, tracks_by_split[split], cache, split, spec, batch_size, num_workers,
                         progress=lambda n, job=job: bar.advance(job, n), stats=stats, pooling=pooling,
-                        shard_tracks=shard_tracks, positions=(positions or {}).get(split),
+                        shard_tracks=shard_tracks, positions=(positions or {}).get(split), ranks=ranks,
+                        on_plan=lambda total, job=job: bar.update(job, total=total),
                     )
+    if ranks.world_size > 1:
+        stats = _summed(ranks.gather_objects(stats))
     for split in tracks_by_split:
         index = cache.index(split)
         failed = index.get("failed", {})
@@ -378,6 +416,25 @@ def load_or_extract(
         stats.failures[split] = {tid: f["reason"] for tid, f in failed.items()}
         stats.flagged[split] = {name: list(index.get("flagged", {}).get(name, [])) for name in FLAGS}
     return {s: cache.load(s) for s in tracks_by_split}, stats
+
+
+def _summed(per_rank: list[ExtractionStats]) -> ExtractionStats:
+    """The work of all ranks as one run's: counts add up, wall time is the slowest rank's."""
+    total = ExtractionStats(seconds=max(s.seconds for s in per_rank))
+    for s in per_rank:
+        total.audio_seconds += s.audio_seconds
+        total.windows += s.windows
+        total.forward_calls += s.forward_calls
+        for split, numbers in s.per_split.items():
+            merged = total.per_split.setdefault(split, {})
+            for key, value in numbers.items():
+                if key in ("seconds",):
+                    merged[key] = max(merged.get(key, 0.0), value)
+                elif key in ("windows", "shards_this_process"):
+                    merged[key] = merged.get(key, 0) + value
+                else:  # the same on every rank: tracks, shards, shards_reused
+                    merged[key] = value
+    return total
 
 
 def drop_featureless(features: SplitFeatures, index: dict[str, Any] | None = None

@@ -41,6 +41,7 @@ from rich.console import Console
 from benchmark.audio import WindowSpec
 from benchmark.beat_decode import DBNConfig, dbn_beat_frames, downbeats_from_beats, peak_beat_frames
 from benchmark.cache import FeatureCache
+from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from benchmark.extract import Pooling, drop_featureless, load_or_extract
 from benchmark.probe_data import ProbeData
@@ -308,7 +309,7 @@ def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task,
 
 def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                      layers: list[int], config: dict[str, Any], console: Console,
-                     positions: dict[str, list[int]] | None = None) -> ProbeData:
+                     positions: dict[str, list[int]] | None = None, ranks: Ranks = SINGLE_PROCESS) -> ProbeData:
     """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators."""
     spec = frame_window_spec(spec, encoder)
     cache = frame_cache(Path(config["cache_dir"]), encoder, spec, task, layers)
@@ -321,7 +322,7 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
 
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
                                          int(config.get("num_workers", 0)), console=console, pooling=pooling,
-                                         **extraction_settings(config, positions))
+                                         ranks=ranks, **extraction_settings(config, positions))
     indices, kept_tracks = {}, {}
     for s in SPLITS:  # tracks whose audio could not be decoded have no frames: they leave targets too
         splits[s], kept, indices[s] = drop_featureless(splits[s], cache.index(s))

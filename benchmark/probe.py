@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.distributed import gather_rows
 from benchmark.evaluation import Evaluator
 from benchmark.optim import HeadwiseAdam
 
@@ -51,17 +52,24 @@ def output_activation(loss: str, logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def head_losses(loss: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-head mean loss ``[H]`` for logits ``[H, B, C]``; summing them trains every head on its own loss."""
+def head_losses(loss: str, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Per-head loss ``[H]`` for logits ``[H, B, C]``; summing them trains every head on its own loss.
+
+    ``reduction="mean"`` averages over the batch's rows (and outputs for bce/mse); ``"sum"`` sums over rows
+    (still averaging over outputs): DDP ranks sum their part of a batch and divide by the whole batch's rows.
+    """
     H, B, C = logits.shape
     if loss == "cross_entropy":
-        return F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B).mean(1)
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(
-            logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
-    if loss == "mse":
-        return F.mse_loss(logits, target.expand(H, B, C), reduction="none").mean(dim=(1, 2))
-    raise ValueError(f"unknown probe loss {loss!r}; expected cross_entropy, bce or mse")
+        per_row = F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B)
+    elif loss == "bce":
+        per_row = F.binary_cross_entropy_with_logits(logits, target.expand(H, B, C), reduction="none")
+    elif loss == "mse":
+        per_row = F.mse_loss(logits, target.expand(H, B, C), reduction="none")
+    else:
+        raise ValueError(f"unknown probe loss {loss!r}; expected cross_entropy, bce or mse")
+    if reduction == "mean":
+        return per_row.mean(dim=tuple(range(1, per_row.dim())))
+    return (per_row if per_row.dim() == 2 else per_row.mean(dim=2)).sum(dim=1)
 
 
 def _head_generator(seed: int, head: HeadSpec, purpose: str = "init",
@@ -149,6 +157,7 @@ class LayerSweepProbe(L.LightningModule):
         self._best_params = [p.detach().clone() for p in self._head_params()]
         self._valid_outputs: list[torch.Tensor] = []
         self._dropout_generators: list[torch.Generator] | None = None
+        self._batch_part: tuple[int, int] | None = None  # (start, global rows) of the batch part being trained
 
     # ----------------------------------------------------------------- model
     def _head_params(self) -> list[torch.nn.Parameter]:
@@ -177,7 +186,11 @@ class LayerSweepProbe(L.LightningModule):
             self._dropout_generators = [_head_generator(self.seed, h, f"dropout:{epoch}", z.device)
                                         for h in self.heads]
         keep = 1.0 - self.dropout_p
-        mask = torch.stack([torch.empty(z.shape[1:], device=z.device).bernoulli_(keep, generator=g)
+        # Masks are drawn for the whole global batch and this process keeps its rows, so that a DDP rank drops
+        # exactly what a lone process drops for the same rows (start 0 and total = batch rows without DDP).
+        start, total = self._batch_part or (0, z.shape[1])
+        shape = (total, *z.shape[2:])
+        mask = torch.stack([torch.empty(shape, device=z.device).bernoulli_(keep, generator=g)[start:start + z.shape[1]]
                             for g in self._dropout_generators])
         return z * mask / keep
 
@@ -222,9 +235,21 @@ class LayerSweepProbe(L.LightningModule):
         self._best_params = [b.clone() for b in state["best_params"]]
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
-        losses = head_losses(self.loss, self(x), y)
-        self.log("train_loss", losses.mean(), prog_bar=True, on_step=False, on_epoch=True, batch_size=len(x))
+        x, y, *part = batch
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            losses = head_losses(self.loss, self(x), y)
+        else:
+            # This rank holds rows [start, start + len(x)) of a global batch of `total` rows. DDP averages the
+            # ranks' gradients, so each rank's summed loss is scaled by world / total: together they are the
+            # gradient of the mean loss over the whole batch, as in a single-process run.
+            start, total = (int(v) for v in part[0].tolist())
+            self._batch_part = (start, total)
+            try:
+                losses = head_losses(self.loss, self(x), y, reduction="sum") * (world / total)
+            finally:
+                self._batch_part = None
+        self.log("train_loss", losses.mean(), prog_bar=True, on_step=False, on_epoch=True, batch_size=max(len(x), 1))
         return losses.sum()
 
     def validation_step(self, batch, batch_idx):
@@ -235,8 +260,11 @@ class LayerSweepProbe(L.LightningModule):
         if self.trainer.sanity_checking:
             self._valid_outputs.clear()
             return
-        row_scores = torch.cat(self._valid_outputs, dim=1)
+        row_scores = (torch.cat(self._valid_outputs, dim=1) if self._valid_outputs
+                      else torch.zeros(len(self.heads), 0, self.weights[-1].shape[-1]))
         self._valid_outputs.clear()
+        if self.trainer.world_size > 1:  # every rank scores all validation rows: identical decisions everywhere
+            row_scores = gather_rows(row_scores.to(self.device))
         scores = np.array([metrics[self.primary] for metrics in self.evaluator(row_scores)])
         self.history.append(scores.tolist())
         self._update_selection(scores)
@@ -299,4 +327,6 @@ class LayerSweepProbe(L.LightningModule):
         for start in range(0, len(features), batch_size):
             x = torch.as_tensor(np.asarray(features[start:start + batch_size], dtype=np.float32), device=self.device)
             outs.append(output_activation(self.loss, self(x)).float().cpu())
+        if not outs:  # a DDP rank may hold no rows of a tiny split
+            return torch.zeros(len(self.heads), 0, self.weights[-1].shape[-1])
         return torch.cat(outs, dim=1)

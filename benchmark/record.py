@@ -44,9 +44,25 @@ def suite_revision() -> str | None:
         return None
 
 
+# Trainer keys that say how many processes and which hardware run the probes (DDP on N devices takes the same
+# optimisation steps as one process). They are set to these values in the checksum, so that a run on 8 GPUs, on
+# 2 nodes or on one CPU finds and groups with the same record; the values are those of configs written before
+# the keys existed, which keeps the checksums of earlier records unchanged.
+EXECUTION_TRAINER_DEFAULTS = {"devices": 1, "accelerator": "auto", "num_nodes": None, "strategy": None}
+
+
 def run_checksum(config: dict[str, Any]) -> str:
-    """Checksum of the settings that define a run's result (file locations excluded)."""
-    return config_checksum({k: v for k, v in config.items() if k not in LOCATION_KEYS and not k.startswith("_")})
+    """Checksum of the settings that define a run's result (file locations and process layout excluded)."""
+    fields = {k: v for k, v in config.items() if k not in LOCATION_KEYS and not k.startswith("_")}
+    if isinstance(fields.get("trainer"), dict):
+        trainer = dict(fields["trainer"])
+        for key, value in EXECUTION_TRAINER_DEFAULTS.items():
+            if value is None:
+                trainer.pop(key, None)
+            elif key in trainer:
+                trainer[key] = value
+        fields["trainer"] = trainer
+    return config_checksum(fields)
 
 
 def record_path(results_dir: Path, config: dict[str, Any]) -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from rich.table import Table
 from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
 from benchmark.console import make_console
+from benchmark.distributed import SINGLE_PROCESS, Ranks, distributed_settings, launch
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
@@ -24,8 +25,9 @@ from benchmark.extract import (DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featu
 from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
+from benchmark.errors import ConfigError
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
-from benchmark.sweep import (ConfigError, LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
+from benchmark.sweep import (LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
                              train_sweep)
 from tasks.base import SPLITS, Task, Track, check_dataset
 from tasks.registry import build_task
@@ -64,6 +66,7 @@ def check_config(config: dict[str, Any]) -> None:
     ``trainer.max_epochs=0`` or a negative window must fail in the first second with the key and the fix.
     """
     check_sweep_config(config["probe"], config["trainer"])
+    distributed_settings(config["trainer"])
     parse_layers(config.get("layers", "all"))
     fraction = config.get("max_missing_fraction", 0.01)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
@@ -232,7 +235,7 @@ def standardized_targets(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                     config: dict[str, Any], console: Console,
-                    positions: dict[str, list[int]] | None = None) -> ProbeData:
+                    positions: dict[str, list[int]] | None = None, ranks: Ranks = SINGLE_PROCESS) -> ProbeData:
     """Pooled window features of every layer (cached), window targets, and per-track evaluators."""
     cache = feature_cache(Path(config["cache_dir"]), encoder, spec, task)
     console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
@@ -240,7 +243,7 @@ def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track
                   f"window {spec.window:g} s, hop {spec.hop:g} s; cache {cache.dir}")
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
                                          int(config.get("num_workers", 0)), console=console,
-                                         **extraction_settings(config, positions))
+                                         ranks=ranks, **extraction_settings(config, positions))
     targets = {}
     for s in SPLITS:  # tracks whose audio could not be decoded have no features: they leave targets too
         splits[s], kept, _ = drop_featureless(splits[s])
@@ -260,15 +263,64 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     """Run the benchmark described by a resolved config (a plain dict) and return its record.
 
     ``encoder`` may be passed in (tests use it to count forward passes); otherwise it is built from the config.
+    With ``trainer.devices`` x ``trainer.num_nodes`` > 1 the run is one DDP job (see :mod:`benchmark.distributed`):
+    the ranks share extraction and probing, and rank 0 writes the record, which is returned here.
     """
-    console = console or make_console()
-    started = time.perf_counter()
+    return _in_processes(_run_in_process, config, console, encoder)
+
+
+def extract_features(config: dict[str, Any], console: Console | None = None,
+                     encoder: Encoder | None = None) -> dict[str, Any]:
+    """The first stage of a run on its own: check the data and fill the feature cache, train nothing.
+
+    Why a stage of its own: on a cluster, one extraction job per (task, model) fills the cache that the probe
+    jobs of every seed then read (``python -m benchmark extract ...``, then ``python -m benchmark run ...``).
+    Returns a summary (cache folder, tracks per split, encoder forward calls).
+    """
+    return _in_processes(_extract_in_process, config, console, encoder)
+
+
+def _in_processes(function, config: dict[str, Any], console: Console | None, encoder: Encoder | None) -> Any:
+    """``function(ranks, config, console, encoder)`` in this process, or in every process of a DDP job."""
     check_config(config)
-    out_path = record_path(Path(config["results_dir"]), config)
+    settings = distributed_settings(config["trainer"])
+    if settings.world_size == 1:
+        return function(SINGLE_PROCESS, config, console, encoder)
+    if encoder is not None:
+        raise ConfigError("an encoder object cannot be shared by the processes of a multi-device run; leave it "
+                          "out (each process builds it from model=...) or use trainer.devices=1")
+    return launch(settings, function, config)
+
+
+@dataclass
+class PreparedRun:
+    """What the probing stage needs from the first stage: the task, the encoder and the cached features."""
+
+    task: Task
+    encoder: Encoder
+    spec: WindowSpec
+    layers: list[int]
+    with_sum: bool
+    by_split: dict[str, list[Track]]
+    skipped: dict[str, list[str]]
+    data: ProbeData
+
+
+def _rank_console(ranks: Ranks, console: Console | None) -> Console:
+    """Rank 0 speaks for the run; the other ranks print nothing (their errors still reach stderr)."""
+    if not ranks.is_zero:
+        return Console(quiet=True)
+    return console or make_console()
+
+
+def _prepare(ranks: Ranks, config: dict[str, Any], console: Console, encoder: Encoder | None) -> PreparedRun:
+    """Task, encoder and dataset checks, then every split's features from the cache or the encoder."""
+    check_config(config)
     task = build_task(config["task"])
     # The encoder is built before the data are checked so that an impossible pair (layers out of range, a window
     # under the receptive field, a frame-level task with a clip-only encoder) fails before any data work.
-    encoder = encoder or build_encoder(config["model"]).to(compute_device(config.get("device", "auto")))
+    device = ranks.device if ranks.world_size > 1 else compute_device(config.get("device", "auto"))
+    encoder = encoder or build_encoder(config["model"]).to(device)
     spec = window_spec(config["task"], encoder)
     layers, with_sum = resolve_layers(config.get("layers", "all"), encoder.num_hidden_states)
     check_compatible(task, encoder, spec)
@@ -277,12 +329,38 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     if task.level == "frame":
         from benchmark.frame_level import frame_level_data
 
-        data = frame_level_data(task, encoder, by_split, spec, layers, config, console, positions)
+        data = frame_level_data(task, encoder, by_split, spec, layers, config, console, positions, ranks=ranks)
     else:
-        data = clip_level_data(task, encoder, by_split, spec, config, console, positions)
+        data = clip_level_data(task, encoder, by_split, spec, config, console, positions, ranks=ranks)
     skipped = check_decoded(by_split, skipped, data.extraction, config, console)
     if data.extraction.forward_calls == 0:
         console.print("features: read from cache (encoder not run)")
+    return PreparedRun(task, encoder, spec, layers, with_sum, by_split, skipped, data)
+
+
+def _extract_in_process(ranks: Ranks, config: dict[str, Any], console: Console | None = None,
+                        encoder: Encoder | None = None) -> dict[str, Any] | None:
+    console = _rank_console(ranks, console)
+    prepared = _prepare(ranks, config, console, encoder)
+    data = prepared.data
+    summary = {"task": prepared.task.name, "model": prepared.encoder.name, "cache": str(data.cache.dir),
+               "tracks": {s: len(f.track_ids) for s, f in data.splits.items()},
+               "encoder_forward_calls": data.extraction.forward_calls,
+               "extraction_seconds": data.extraction.seconds, "processes": ranks.world_size}
+    console.print(f"features cached: {summary['cache']} ({summary['encoder_forward_calls']} encoder forward "
+                  f"calls, {summary['extraction_seconds']:.1f} s on {ranks.world_size} process(es))")
+    return summary if ranks.is_zero else None
+
+
+def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | None = None,
+                    encoder: Encoder | None = None) -> dict[str, Any] | None:
+    """One run in one process: every rank of a DDP job runs this; rank 0 writes and returns the record."""
+    console = _rank_console(ranks, console)
+    started = time.perf_counter()
+    out_path = record_path(Path(config["results_dir"]), config)
+    prepared = _prepare(ranks, config, console, encoder)
+    task, encoder, spec, data = prepared.task, prepared.encoder, prepared.spec, prepared.data
+    layers, with_sum, by_split, skipped = prepared.layers, prepared.with_sum, prepared.by_split, prepared.skipped
     extracted = time.perf_counter()
 
     probe_cfg, trainer_cfg = config["probe"], config["trainer"]
@@ -296,10 +374,13 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
     results, model = train_sweep(
         data.splits, data.train_targets, data.evaluators, data.loss, data.num_outputs, heads, probe_cfg,
         trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids,
-        checkpoint=checkpoint, checkpoint_tag=f"{run_checksum(config)}:{data.cache.key}")
+        checkpoint=checkpoint, checkpoint_tag=f"{run_checksum(config)}:{data.cache.key}", ranks=ranks,
+        distributed=distributed_settings(trainer_cfg))
     primary = data.evaluators["test"].primary
     rows, selected = summarise(results, primary)
     trained = time.perf_counter()
+    if not ranks.is_zero:
+        return None  # rank 0 holds the same results (gathered) and writes the one record
 
     chance = data.chance
     print_table(console, task.name, encoder.name, primary, rows, selected, chance)
@@ -334,6 +415,7 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
             "extraction_audio_seconds": data.extraction.audio_seconds,
             "encoder_forward_calls": data.extraction.forward_calls,
             "training_seconds": trained - extracted,
+            "processes": ranks.world_size,
         },
         "config": {k: v for k, v in config.items() if not k.startswith("_")},
         "protocol_checksum": run_checksum({k: v for k, v in config.items() if k != "seed"}),

@@ -12,9 +12,11 @@ from typing import Any, Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from benchmark.cache import SplitFeatures
+from benchmark.distributed import SINGLE_PROCESS, DistributedSettings, Ranks, chunk_bounds
+from benchmark.errors import ConfigError  # noqa: F401  (re-exported: benchmark.sweep.ConfigError)
 from benchmark.evaluation import Evaluator
 from benchmark.probe import HeadSpec, LayerSweepProbe, make_heads
 
@@ -24,10 +26,26 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARN
 logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
 # Lightning 2.6 on torch 2.14 warns about torch's own pytree API at every fit; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# Under DDP every rank logs the same epoch values (computed from gathered predictions): nothing to synchronise.
+warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """The rows of one training batch that this process computes: ``rows`` (sorted) start at position
+    ``start`` of a global batch of ``total`` rows (a lone process gets the whole batch: start 0, all rows)."""
+
+    rows: list[int]
+    start: int
+    total: int
 
 
 class _WindowBatches(Dataset):
-    """Whole batches read from the (memory-mapped) feature array with one sorted fancy index each."""
+    """Whole batches read from the (memory-mapped) feature array with one sorted fancy index each.
+
+    Training batches arrive as :class:`BatchPart` and also return ``[start, total]``: the probe needs them to
+    draw the dropout masks of the whole global batch and to scale its loss (see ``LayerSweepProbe``).
+    """
 
     def __init__(self, features: np.ndarray, window_targets: np.ndarray) -> None:
         self.features, self.targets = features, window_targets
@@ -35,10 +53,14 @@ class _WindowBatches(Dataset):
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = np.sort(np.asarray(indices))
-        x = torch.from_numpy(np.asarray(self.features[idx], dtype=np.float32))
-        return x, torch.from_numpy(self.targets[idx])
+    def __getitem__(self, item: "list[int] | BatchPart") -> tuple[torch.Tensor, ...]:
+        indices = item.rows if isinstance(item, BatchPart) else item
+        idx = np.sort(np.asarray(indices, dtype=np.int64))
+        x = torch.from_numpy(np.asarray(self.features[idx], dtype=np.float32).reshape(len(idx), *self.features.shape[1:]))
+        y = torch.from_numpy(self.targets[idx])
+        if isinstance(item, BatchPart):
+            return x, y, torch.tensor([item.start, item.total])
+        return x, y
 
 
 def feature_statistics(features: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -56,16 +78,22 @@ def feature_statistics(features: np.ndarray, chunk: int = 4096) -> tuple[np.ndar
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-class EpochShuffledBatches(Sampler[list[int]]):
-    """Random batches whose order depends only on (seed, epoch).
+class EpochShuffledBatches(Sampler[BatchPart]):
+    """Random batches whose order depends only on (seed, epoch), each split between the ranks of a DDP run.
 
     Why not a RandomSampler with a generator: its generator state is not part of a Lightning checkpoint, so a
     resumed run would draw other batches than an uninterrupted one. Lightning calls :meth:`set_epoch` before each
     epoch (also after resuming), and the permutation is a pure function of the seed and that epoch.
+
+    Why not Lightning's DistributedSampler: it gives each rank its own batches, so N processes would train on
+    other batches (of other sizes) than one process. Here every rank draws the same global batch, sorts it, and
+    keeps its contiguous part (:func:`~benchmark.distributed.chunk_bounds`); the ranks' gradients, summed by DDP,
+    are those of the whole batch, whatever the number of processes.
     """
 
-    def __init__(self, num_rows: int, batch_size: int, seed: int) -> None:
+    def __init__(self, num_rows: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.num_rows, self.batch_size, self.seed, self.epoch = num_rows, batch_size, seed, 0
+        self.rank, self.world_size = rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -73,11 +101,13 @@ class EpochShuffledBatches(Sampler[list[int]]):
     def __len__(self) -> int:
         return (self.num_rows + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[BatchPart]:
         g = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:epoch{self.epoch}".encode()))
         order = torch.randperm(self.num_rows, generator=g).tolist()
         for start in range(0, self.num_rows, self.batch_size):
-            yield order[start:start + self.batch_size]
+            batch = sorted(order[start:start + self.batch_size])
+            lo, hi = chunk_bounds(len(batch), self.world_size)[self.rank]
+            yield BatchPart(batch[lo:hi], lo, len(batch))
 
 
 class SweepCheckpoint(L.Callback):
@@ -97,9 +127,12 @@ class SweepCheckpoint(L.Callback):
         if trainer.sanity_checking:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        # One name for every rank: Lightning writes on rank 0 only, but every rank must call save_checkpoint.
+        tmp = self.path.with_name(self.path.name + ".tmp" + str(trainer.strategy.broadcast(os.getpid())))
         trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
-        os.replace(tmp, self.path)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier()
 
 
 def resumable_checkpoint(path: Path | None, tag: str) -> Path | None:
@@ -141,13 +174,6 @@ class HeadResult:
     best_epoch: int
     valid: dict[str, float]
     test: dict[str, float]
-
-
-class ConfigError(ValueError):
-    """A run config that cannot work, found before any data is read or any feature is computed.
-
-    The message names the offending key, what was given, what is allowed and the override that fixes it.
-    """
 
 
 def parse_layers(layers: Any) -> list[int] | None:
@@ -244,6 +270,8 @@ def train_sweep(
     state_ids: list[int] | None = None,
     checkpoint: Path | None = None,
     checkpoint_tag: str = "",
+    ranks: Ranks = SINGLE_PROCESS,
+    distributed: DistributedSettings | None = None,
 ) -> tuple[list[HeadResult], LayerSweepProbe]:
     """Train every head together, then score each head's best-on-validation weights on valid and test.
 
@@ -252,6 +280,11 @@ def train_sweep(
     With ``checkpoint``, the sweep is saved there after every epoch and, when a checkpoint with the same
     ``checkpoint_tag`` exists, resumed from it (the result equals an uninterrupted run's: batches and dropout masks
     are seeded per epoch). The caller deletes the checkpoint once the result is safely stored.
+
+    With several processes (``ranks``, inside :func:`benchmark.distributed.launch`) every rank calls this:
+    Lightning's DDP trains the heads on each rank's part of every global batch, and validation and test
+    predictions are gathered from all ranks before they are scored, so every rank takes the same selection
+    decisions and the metrics are those of the whole split.
     """
     check_sweep_config(probe_cfg, trainer_cfg, require_lr=False)
     if not heads:
@@ -275,34 +308,47 @@ def train_sweep(
     batch_size = int(trainer_cfg.get("batch_size", 64))
     train_loader = DataLoader(
         _WindowBatches(train.features, row_targets),
-        sampler=EpochShuffledBatches(len(row_targets), batch_size, seed),
+        sampler=EpochShuffledBatches(len(row_targets), batch_size, seed, ranks.rank, ranks.world_size),
         batch_size=None,
     )
+    if len(valid.window_track) < ranks.world_size:
+        raise ConfigError(f"{len(valid.window_track)} validation rows for {ranks.world_size} processes: every "
+                          "process needs at least one; use fewer (trainer.devices, trainer.num_nodes)")
+    valid_lo, valid_hi = chunk_bounds(len(valid.window_track), ranks.world_size)[ranks.rank]
     valid_targets_windows = np.zeros(len(valid.window_track), np.float32)  # unused by validation_step
     valid_loader = DataLoader(
         _WindowBatches(valid.features, valid_targets_windows),
-        sampler=BatchSampler(SequentialSampler(range(len(valid.window_track))), 1024, False), batch_size=None,
+        sampler=BatchSampler(range(valid_lo, valid_hi), 1024, False), batch_size=None,
     )
+    if ranks.world_size > 1:  # join the process group of benchmark.distributed.launch (no new processes)
+        settings = distributed or DistributedSettings(devices=ranks.world_size)
+        placement = {"accelerator": settings.accelerator, "devices": settings.devices,
+                     "num_nodes": settings.num_nodes, "strategy": "ddp", "use_distributed_sampler": False}
+    else:
+        placement = {"accelerator": trainer_cfg.get("accelerator", "auto"), "devices": 1}
     trainer = L.Trainer(
         max_epochs=int(trainer_cfg.get("max_epochs", 100)),
-        accelerator=trainer_cfg.get("accelerator", "auto"),
-        devices=trainer_cfg.get("devices", 1),
+        **placement,
         precision=trainer_cfg.get("precision", "32-true"),
         deterministic=bool(trainer_cfg.get("deterministic", True)),
         logger=False, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=bool(trainer_cfg.get("progress_bar", True)),
         num_sanity_val_steps=0,
-        callbacks=([EpochReport(console)] if console is not None else [])
+        callbacks=([EpochReport(console)] if console is not None and ranks.is_zero else [])
         + ([SweepCheckpoint(checkpoint, checkpoint_tag)] if checkpoint is not None else []),
     )
     resume = resumable_checkpoint(checkpoint, checkpoint_tag)
-    if resume is not None and console is not None:
+    if resume is not None and console is not None and ranks.is_zero:
         console.print(f"resuming the probe sweep from {resume}")
     # weights_only=True: the checkpoint holds tensors and plain containers only, so nothing in it can run code.
     trainer.fit(model, train_loader, valid_loader, ckpt_path=resume, weights_only=True)
     model.restore_best()
     model.cpu()
-    metrics = {split: evaluators[split](model.predict_rows(splits[split].features)) for split in ("valid", "test")}
+    metrics = {}
+    for split in ("valid", "test"):  # each rank predicts its part of the split; all predictions are then scored
+        features = splits[split].features
+        lo, hi = chunk_bounds(len(features), ranks.world_size)[ranks.rank]
+        metrics[split] = evaluators[split](ranks.gather_rows(model.predict_rows(features[lo:hi])))
     results = [HeadResult(head=head, best_epoch=int(model.best_epoch[h]), valid=metrics["valid"][h],
                           test=metrics["test"][h]) for h, head in enumerate(heads)]
     return results, model
