@@ -3,4 +3,5 @@ import sys
 
 from benchmark.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned DDP processes import the main module; only the command line runs it
+    sys.exit(main())

@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         same_cache = cache_one == cache_many
         rec_one, rec_many = _record(one), _record(many)
     same_record = {key: rec_one[key] == rec_many[key] for key in RECORD_FIELDS}
+    metric_gap = max(abs(a["valid"][m] - b["valid"][m])
+                     for a, b in zip(rec_one["heads"], rec_many["heads"]) for m in a["valid"])
+    test_gap = max(abs(a["test"][m] - b["test"][m]) for a, b in zip(rec_one["heads"], rec_many["heads"])
+                   for m in a["test"])
     result = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m benchmark.bench_ddp " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": seconds_one / seconds_many,
         "cache_identical": same_cache, "cache_files": len(cache_one),
         "record_fields_identical": same_record,
+        "max_head_metric_difference": {"valid": metric_gap, "test": test_gap},
+        "selected": {"1": rec_one["selected"]["name"], str(processes): rec_many["selected"]["name"]},
         "test_score": {"1": rec_one["test_score"], str(processes): rec_many["test_score"]},
         "timings": {"1": rec_one["timings"], str(processes): rec_many["timings"]},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(speed-up {result['speedup']:.2f}x; OMP_NUM_THREADS={threads or 'unset'})")
     print(f"cache byte-identical: {same_cache} ({len(cache_one)} files); record fields identical: "
           + ", ".join(f"{k} {v}" for k, v in same_record.items()))
+    print(f"largest difference of any head's metric: valid {metric_gap:.2e}, test {test_gap:.2e}; selected "
+          f"{result['selected']['1']} / {result['selected'][str(processes)]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

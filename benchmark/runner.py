@@ -289,6 +289,9 @@ def _in_processes(function, config: dict[str, Any], console: Console | None, enc
     if encoder is not None:
         raise ConfigError("an encoder object cannot be shared by the processes of a multi-device run; leave it "
                           "out (each process builds it from model=...) or use trainer.devices=1")
+    # The dataset check runs here first: a missing or incomplete dataset stops the command with its own error
+    # (not one wrapped by the process launcher), and a synthetic task is rendered once, before the ranks start.
+    checked_tracks(build_task(config["task"]), Path(config["data_root"]), config, Console(quiet=True))
     return launch(settings, function, config)
 
 

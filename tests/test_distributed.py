@@ -181,3 +181,16 @@ def test_process_layout_does_not_change_the_protocol_and_old_records_keep_their_
         record = json.loads(path.read_text())
         config = {k: v for k, v in record["config"].items() if k != "seed"}
         assert run_checksum(config) == record["protocol_checksum"], path
+
+
+def test_a_missing_dataset_stops_a_multi_process_run_with_its_own_error(compose_config):
+    """Checked before any process starts: the user sees the dataset error itself, not a launcher's wrapper."""
+    from rich.console import Console
+
+    from benchmark.runner import run
+    from tasks.base import DatasetMissingError
+
+    config = compose_config("task=gtzan", "model=mfcc", "trainer.devices=2", "trainer.accelerator=cpu")
+    with pytest.raises(DatasetMissingError) as info:
+        run(config, console=Console(quiet=True))
+    assert "gtzan" in str(info.value) and "prepare" in str(info.value)
