@@ -172,7 +172,14 @@ def _in_rank(fabric: Any, function: Callable[..., Any], *args: Any) -> Any:
     os.environ["LOCAL_RANK"] = str(fabric.local_rank)
     os.environ["NODE_RANK"] = str(fabric.node_rank)
     os.environ["WORLD_SIZE"] = str(fabric.world_size)
-    return function(Ranks(fabric), *args)
+    result = function(Ranks(fabric), *args)
+    # Leave together and close the process group before the interpreter exits: a gloo group torn down by
+    # interpreter shutdown while another rank is still leaving can abort the process ("terminate called
+    # without an active exception"), which would turn a finished run into a failed one.
+    fabric.barrier()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return result
 
 
 SINGLE_PROCESS = Ranks()
