@@ -1,8 +1,9 @@
 """One run on several processes (Lightning DDP, gloo on the CPU) must give what one process gives.
 
 Why these tests: a researcher who moves a sweep from one GPU to eight, or to two nodes, must get the same cache
-and the same table. The end-to-end test runs the real command twice, with ``trainer.devices=2`` and with one
-process, at one torch thread per process each (torch's CPU kernels split their sums by thread count, so the
+and the same table. The end-to-end test runs the real command with one process and with ``trainer.devices=2``
+started three ways (spawned by Lightning on one machine, by ``torchrun``, and as ``srun`` starts a SLURM job's
+tasks), at one torch thread per process each (torch's CPU kernels split their sums by thread count, so the
 comparison fixes it), and compares the cache bytes and the record. The unit tests pin the pieces: shards dealt
 out between ranks and reused by a rerun with another number of processes, predictions gathered across ranks
 before a macro ROC-AUC is computed, and the settings that are refused.
@@ -35,14 +36,39 @@ SMALL_TAGS = ["task=synth_tags", "task.n_train=48", "task.n_valid=24", "task.n_t
               "trainer.accelerator=cpu", "shard_tracks=8", "num_workers=0"]
 
 
+def _run_args(tmp_path: Path, name: str, *overrides: str) -> list[str]:
+    return ["run", f"data_root={tmp_path / 'data'}", f"cache_dir={tmp_path / name / 'cache'}",
+            f"results_dir={tmp_path / name / 'results'}", f"hydra.run.dir={tmp_path / name / 'hydra'}", *overrides]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", **extra}
+
+
 def _cli(tmp_path: Path, name: str, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
-    args = [f"data_root={tmp_path / 'data'}", f"cache_dir={tmp_path / name / 'cache'}",
-            f"results_dir={tmp_path / name / 'results'}", *overrides]
-    out = subprocess.run([sys.executable, "-m", "benchmark", "run", *args], cwd=REPO_ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-m", "benchmark", *_run_args(tmp_path, name, *overrides)], cwd=REPO_ROOT,
+                         env=_env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return out
+
+
+def _as_srun_starts_it(tmp_path: Path, name: str, *overrides: str) -> None:
+    """Two tasks started the way ``srun --ntasks-per-node=2`` starts them: the same command in each, told its
+    rank by SLURM's variables only (Lightning's SLURM environment reads them; no process is spawned)."""
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_ID": "4242", "SLURM_NODEID": "0",
+             "SLURM_JOB_NAME": "benchmark", "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}
+    tasks = [subprocess.Popen([sys.executable, "-m", "benchmark", *_run_args(tmp_path, name, *overrides)],
+                              cwd=REPO_ROOT, env=_env(**slurm, SLURM_PROCID=str(r), SLURM_LOCALID=str(r)),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (1, 0)]
+    logs = [t.communicate(timeout=600)[0] for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], "\n".join(log[-2500:] for log in logs)
+
+
+def _as_torchrun_starts_it(tmp_path: Path, name: str, *overrides: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "benchmark",
+                          *_run_args(tmp_path, name, *overrides)], cwd=REPO_ROOT, env=_env(), capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
 
 def _cache_files(root: Path) -> dict[str, bytes]:
@@ -50,27 +76,35 @@ def _cache_files(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.suffix in (".f16", ".json")}
 
 
-def test_two_process_run_gives_the_cache_and_record_of_one_process(tmp_path):
-    one = _cli(tmp_path, "one", *SMALL_TAGS, "trainer.devices=1")
-    two = _cli(tmp_path, "two", *SMALL_TAGS, "trainer.devices=2")
-    assert "rank 0 of 2" in two.stdout and "rank 0 of 2" not in one.stdout
+def _assert_same_run(tmp_path: Path, one: str, other: str, processes: int) -> None:
+    cache_one, cache_other = _cache_files(tmp_path / one / "cache"), _cache_files(tmp_path / other / "cache")
+    assert sorted(cache_one) == sorted(cache_other) and any(k.endswith("train.f16") for k in cache_one)
+    differing = [k for k in cache_one if cache_one[k] != cache_other[k]]
+    assert differing == [], f"cache files differ between 1 process and {other}: {differing}"
 
-    cache_one, cache_two = _cache_files(tmp_path / "one" / "cache"), _cache_files(tmp_path / "two" / "cache")
-    assert sorted(cache_one) == sorted(cache_two) and any(k.endswith("train.f16") for k in cache_one)
-    differing = [k for k in cache_one if cache_one[k] != cache_two[k]]
-    assert differing == [], f"cache files differ between 1 and 2 processes: {differing}"
-
-    [path_one] = (tmp_path / "one" / "results").rglob("seed0-*.json")
-    [path_two] = (tmp_path / "two" / "results").rglob("seed0-*.json")
-    assert path_one.name == path_two.name, "the process count must not change the record's name (protocol)"
-    rec_one, rec_two = json.loads(path_one.read_text()), json.loads(path_two.read_text())
+    [path_one] = (tmp_path / one / "results").rglob("seed0-*.json")
+    [path_other] = (tmp_path / other / "results").rglob("seed0-*.json")
+    assert path_one.name == path_other.name, "the process count must not change the record's name (protocol)"
+    rec_one, rec_other = json.loads(path_one.read_text()), json.loads(path_other.read_text())
     for key in ("heads", "layers", "selected", "test_score", "valid_history", "layer_weights", "chance_level",
                 "split_sizes", "protocol_checksum"):
-        assert rec_one[key] == rec_two[key], key
+        assert rec_one[key] == rec_other[key], (other, key)
     assert rec_one["primary_metric"] == "roc_auc" and 0.0 < rec_one["test_score"] <= 1.0
     assert len(rec_one["heads"]) == 4  # the tiny fixture: 3 hidden states + the weighted sum
-    assert (rec_one["timings"]["processes"], rec_two["timings"]["processes"]) == (1, 2)
-    assert rec_one["timings"]["encoder_forward_calls"] == rec_two["timings"]["encoder_forward_calls"] > 0
+    assert (rec_one["timings"]["processes"], rec_other["timings"]["processes"]) == (1, processes)
+    assert rec_one["timings"]["encoder_forward_calls"] == rec_other["timings"]["encoder_forward_calls"] > 0
+
+
+def test_two_process_runs_give_the_cache_and_record_of_one_process(tmp_path):
+    """Spawned on one machine, started by torchrun, or started as srun starts a job's tasks: the same result."""
+    one = _cli(tmp_path, "one", *SMALL_TAGS, "trainer.devices=1")
+    two = _cli(tmp_path, "spawned", *SMALL_TAGS, "trainer.devices=2")
+    assert "rank 0 of 2" in two.stdout and "rank 0 of 2" not in one.stdout
+    _assert_same_run(tmp_path, "one", "spawned", 2)
+    _as_torchrun_starts_it(tmp_path, "torchrun", *SMALL_TAGS, "trainer.devices=2")
+    _assert_same_run(tmp_path, "one", "torchrun", 2)
+    _as_srun_starts_it(tmp_path, "srun", *SMALL_TAGS, "trainer.devices=2")
+    _assert_same_run(tmp_path, "one", "srun", 2)
 
 
 class OneRankOf(Ranks):
