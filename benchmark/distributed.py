@@ -102,6 +102,12 @@ class Ranks:
         """The device Lightning gave this rank (``cuda:<local rank>`` or the CPU); None for a lone process."""
         return None if self.fabric is None else self.fabric.device
 
+    @property
+    def cluster_environment(self) -> Any:
+        """The Lightning cluster environment the processes were started under (None for a lone process): the
+        probe Trainer is given the same one, so it joins these processes instead of reading ranks elsewhere."""
+        return None if self.fabric is None else self.fabric.strategy.cluster_environment
+
     def barrier(self) -> None:
         if self.fabric is not None:
             self.fabric.barrier()
@@ -143,10 +149,15 @@ def gather_rows(local: torch.Tensor) -> torch.Tensor:
 
 
 def processes_started_externally() -> bool:
-    """True when a cluster already started one process per device (``srun`` tasks, ``torchrun``)."""
+    """True when a cluster already started one process per device (``srun`` tasks, ``torchrun``).
+
+    A SLURM job with one task (an ``sbatch`` script that runs the command without ``srun``) did not: its
+    processes are spawned here, as on any machine.
+    """
     from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-    return SLURMEnvironment.detect() or TorchElasticEnvironment.detect() or "LOCAL_RANK" in os.environ
+    slurm_tasks = SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+    return slurm_tasks or TorchElasticEnvironment.detect() or "LOCAL_RANK" in os.environ
 
 
 def launch(settings: DistributedSettings, function: Callable[..., Any], *args: Any) -> Any:
@@ -157,10 +168,14 @@ def launch(settings: DistributedSettings, function: Callable[..., Any], *args: A
     already and each joins the group (``ddp``). Accelerator ``cpu`` uses the gloo backend, GPUs use NCCL.
     """
     from lightning.fabric import Fabric
+    from lightning.fabric.plugins.environments import LightningEnvironment
     from lightning.fabric.strategies import DDPStrategy
 
-    external = processes_started_externally()
-    strategy = DDPStrategy(start_method="popen" if external else "spawn", timeout=PROCESS_GROUP_TIMEOUT)
+    if processes_started_externally():  # Lightning finds the cluster's environment (SLURM, torchelastic)
+        strategy = DDPStrategy(start_method="popen", timeout=PROCESS_GROUP_TIMEOUT)
+    else:  # spawned here; the plain environment, even inside a one-task SLURM job
+        strategy = DDPStrategy(start_method="spawn", timeout=PROCESS_GROUP_TIMEOUT,
+                               cluster_environment=LightningEnvironment())
     fabric = Fabric(accelerator=settings.accelerator, devices=settings.devices, num_nodes=settings.num_nodes,
                     strategy=strategy)
     return fabric.launch(_in_rank, function, *args)

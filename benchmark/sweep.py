@@ -322,8 +322,11 @@ def train_sweep(
     )
     if ranks.world_size > 1:  # join the process group of benchmark.distributed.launch (no new processes)
         settings = distributed or DistributedSettings(devices=ranks.world_size)
+        from lightning.pytorch.strategies import DDPStrategy
+
         placement = {"accelerator": settings.accelerator, "devices": settings.devices,
-                     "num_nodes": settings.num_nodes, "strategy": "ddp", "use_distributed_sampler": False}
+                     "num_nodes": settings.num_nodes, "use_distributed_sampler": False,
+                     "strategy": DDPStrategy(cluster_environment=ranks.cluster_environment)}
     else:
         placement = {"accelerator": trainer_cfg.get("accelerator", "auto"), "devices": 1}
     trainer = L.Trainer(

@@ -2,8 +2,8 @@
 
 Why these tests: a researcher who moves a sweep from one GPU to eight, or to two nodes, must get the same cache
 and the same table. The end-to-end test runs the real command with one process and with ``trainer.devices=2``
-started three ways (spawned by Lightning on one machine, by ``torchrun``, and as ``srun`` starts a SLURM job's
-tasks), at one torch thread per process each (torch's CPU kernels split their sums by thread count, so the
+started four ways (spawned by Lightning on one machine, by ``torchrun``, as ``srun`` starts a SLURM job's
+tasks, and spawned inside a one-task SLURM job), at one torch thread per process each (torch's CPU kernels split their sums by thread count, so the
 comparison fixes it), and compares the cache bytes and the record. The unit tests pin the pieces: shards dealt
 out between ranks and reused by a rerun with another number of processes, predictions gathered across ranks
 before a macro ROC-AUC is computed, and the settings that are refused.
@@ -52,16 +52,30 @@ def _cli(tmp_path: Path, name: str, *overrides: str) -> subprocess.CompletedProc
     return out
 
 
+def _slurm_job(tasks: int) -> dict[str, str]:
+    """SLURM's variables for a one-node job of ``tasks`` tasks (what Lightning's SLURM environment reads)."""
+    return {"SLURM_NTASKS": str(tasks), "SLURM_NTASKS_PER_NODE": str(tasks), "SLURM_JOB_ID": "4242",
+            "SLURM_NODEID": "0", "SLURM_JOB_NAME": "benchmark", "SLURM_NODELIST": "localhost",
+            "SLURM_JOB_NUM_NODES": "1"}
+
+
 def _as_srun_starts_it(tmp_path: Path, name: str, *overrides: str) -> None:
     """Two tasks started the way ``srun --ntasks-per-node=2`` starts them: the same command in each, told its
     rank by SLURM's variables only (Lightning's SLURM environment reads them; no process is spawned)."""
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_JOB_ID": "4242", "SLURM_NODEID": "0",
-             "SLURM_JOB_NAME": "benchmark", "SLURM_NODELIST": "localhost", "SLURM_JOB_NUM_NODES": "1"}
     tasks = [subprocess.Popen([sys.executable, "-m", "benchmark", *_run_args(tmp_path, name, *overrides)],
-                              cwd=REPO_ROOT, env=_env(**slurm, SLURM_PROCID=str(r), SLURM_LOCALID=str(r)),
+                              cwd=REPO_ROOT, env=_env(**_slurm_job(2), SLURM_PROCID=str(r), SLURM_LOCALID=str(r)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in (1, 0)]
     logs = [t.communicate(timeout=600)[0] for t in tasks]
     assert [t.returncode for t in tasks] == [0, 0], "\n".join(log[-2500:] for log in logs)
+
+
+def _in_a_one_task_slurm_job(tmp_path: Path, name: str, *overrides: str) -> None:
+    """An ``sbatch`` script that runs the command itself (one SLURM task): the processes are spawned here, and
+    the ranks must not be read from SLURM's variables (every process would be rank 0)."""
+    out = subprocess.run([sys.executable, "-m", "benchmark", *_run_args(tmp_path, name, *overrides)], cwd=REPO_ROOT,
+                         env=_env(**_slurm_job(1), SLURM_PROCID="0", SLURM_LOCALID="0"), capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
 
 def _as_torchrun_starts_it(tmp_path: Path, name: str, *overrides: str) -> None:
@@ -96,7 +110,8 @@ def _assert_same_run(tmp_path: Path, one: str, other: str, processes: int) -> No
 
 
 def test_two_process_runs_give_the_cache_and_record_of_one_process(tmp_path):
-    """Spawned on one machine, started by torchrun, or started as srun starts a job's tasks: the same result."""
+    """Spawned on one machine, started by torchrun, started as srun starts a job's tasks, or spawned inside a
+    one-task SLURM job: the same result."""
     one = _cli(tmp_path, "one", *SMALL_TAGS, "trainer.devices=1")
     two = _cli(tmp_path, "spawned", *SMALL_TAGS, "trainer.devices=2")
     assert "rank 0 of 2" in two.stdout and "rank 0 of 2" not in one.stdout
@@ -105,6 +120,8 @@ def test_two_process_runs_give_the_cache_and_record_of_one_process(tmp_path):
     _assert_same_run(tmp_path, "one", "torchrun", 2)
     _as_srun_starts_it(tmp_path, "srun", *SMALL_TAGS, "trainer.devices=2")
     _assert_same_run(tmp_path, "one", "srun", 2)
+    _in_a_one_task_slurm_job(tmp_path, "sbatch", *SMALL_TAGS, "trainer.devices=2")
+    _assert_same_run(tmp_path, "one", "sbatch", 2)
 
 
 class OneRankOf(Ranks):
