@@ -253,7 +253,8 @@ def extract_split(
     if ranks.is_zero:
         cache.prepare()
         done = finished_shards()
-    todo = [s for s in groups if s not in set(ranks.broadcast(sorted(done)))]
+    finished = set(ranks.broadcast(sorted(done)))  # one collective: every rank deals out the same list
+    todo = [s for s in groups if s not in finished]
     mine = todo[ranks.rank::ranks.world_size]  # round robin: shards are equal-sized runs of tracks
     if on_plan is not None:
         on_plan(sum(len(groups[s]) for s in mine) + sum(len(groups[s]) for s in done))
@@ -428,7 +429,7 @@ def _summed(per_rank: list[ExtractionStats]) -> ExtractionStats:
         for split, numbers in s.per_split.items():
             merged = total.per_split.setdefault(split, {})
             for key, value in numbers.items():
-                if key in ("seconds",):
+                if key == "seconds":
                     merged[key] = max(merged.get(key, 0.0), value)
                 elif key in ("windows", "shards_this_process"):
                     merged[key] = merged.get(key, 0) + value

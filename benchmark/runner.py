@@ -16,7 +16,8 @@ from rich.table import Table
 from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
 from benchmark.console import make_console
-from benchmark.distributed import SINGLE_PROCESS, Ranks, distributed_settings, launch
+from benchmark.distributed import (SINGLE_PROCESS, Ranks, distributed_settings, launch,
+                                   processes_started_externally)
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
@@ -289,9 +290,11 @@ def _in_processes(function, config: dict[str, Any], console: Console | None, enc
     if encoder is not None:
         raise ConfigError("an encoder object cannot be shared by the processes of a multi-device run; leave it "
                           "out (each process builds it from model=...) or use trainer.devices=1")
-    # The dataset check runs here first: a missing or incomplete dataset stops the command with its own error
-    # (not one wrapped by the process launcher), and a synthetic task is rendered once, before the ranks start.
-    checked_tracks(build_task(config["task"]), Path(config["data_root"]), config, Console(quiet=True))
+    if not processes_started_externally():
+        # Before spawning, the dataset is checked here: a missing or incomplete dataset stops the command with its
+        # own error (not one wrapped by the process launcher), and a synthetic task is rendered once. Processes
+        # started by torchrun or srun run this very function themselves, so their own check below says the same.
+        checked_tracks(build_task(config["task"]), Path(config["data_root"]), config, Console(quiet=True))
     return launch(settings, function, config)
 
 
@@ -317,8 +320,8 @@ def _rank_console(ranks: Ranks, console: Console | None) -> Console:
 
 
 def _prepare(ranks: Ranks, config: dict[str, Any], console: Console, encoder: Encoder | None) -> PreparedRun:
-    """Task, encoder and dataset checks, then every split's features from the cache or the encoder."""
-    check_config(config)
+    """Task, encoder and dataset checks, then every split's features from the cache or the encoder (the config
+    itself was checked by :func:`_in_processes`, in this process or in the one that spawned it)."""
     task = build_task(config["task"])
     # The encoder is built before the data are checked so that an impossible pair (layers out of range, a window
     # under the receptive field, a frame-level task with a clip-only encoder) fails before any data work.

@@ -56,7 +56,7 @@ class _WindowBatches(Dataset):
     def __getitem__(self, item: "list[int] | BatchPart") -> tuple[torch.Tensor, ...]:
         indices = item.rows if isinstance(item, BatchPart) else item
         idx = np.sort(np.asarray(indices, dtype=np.int64))
-        x = torch.from_numpy(np.asarray(self.features[idx], dtype=np.float32).reshape(len(idx), *self.features.shape[1:]))
+        x = torch.from_numpy(np.asarray(self.features[idx], dtype=np.float32))  # [0, S, D] for an empty part
         y = torch.from_numpy(self.targets[idx])
         if isinstance(item, BatchPart):
             return x, y, torch.tensor([item.start, item.total])
