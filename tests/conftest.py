@@ -1,7 +1,10 @@
 """Test settings: never touch the network, keep torch to the machine's cores, share small fixtures."""
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub: hub calls fail fast
 
@@ -28,3 +31,28 @@ def compose_config(tmp_path):
         return OmegaConf.to_container(cfg, resolve=True)
 
     return _compose
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def static_http_server(tmp_path):
+    """A local HTTP server (loopback only) over ``tmp_path/server``; yields (folder, base URL).
+
+    Why HTTP and not file://: tasks.download reads response lengths and Range replies, which file:// lacks, so a
+    task's prepare() runs its real download path without the network.
+    """
+    folder = tmp_path / "server"
+    folder.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

@@ -261,32 +261,8 @@ def _tar(path: Path, members: dict[str, bytes]) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def local_server(tmp_path):
-    """A local HTTP server over tmp_path/server (tasks.download reads HTTP response lengths and Range replies,
-    which file:// responses lack), so prepare() runs its real download path without the network."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    src = tmp_path / "server"
-    src.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(src)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield src, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-
-
-def test_prepare_downloads_checks_and_unpacks_into_the_layout(tmp_path, monkeypatch, local_server, capsys):
-    src, base = local_server
+def test_prepare_downloads_checks_and_unpacks_into_the_layout(tmp_path, monkeypatch, static_http_server, capsys):
+    src, base = static_http_server
     write_annotations(src / "ann")
     ann = {n: (src / "ann" / n).read_bytes() for n in ("songs_info.csv", "static_annotations.csv")}
     ann_sha = _tar(src / "annotations.tar.gz", ann)  # CSVs at the top level, as published

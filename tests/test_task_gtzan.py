@@ -8,13 +8,10 @@ seconds of synthetic audio whose content depends on the genre.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import logging
 import tarfile
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -260,28 +257,6 @@ def test_check_on_a_partial_copy_lists_missing_files(tmp_path: Path, capsys) -> 
 
 
 # -- prepare ----------------------------------------------------------------------------------------------------
-@pytest.fixture
-def server(tmp_path: Path):
-    """A local HTTP server (loopback only) serving ``tmp_path/server``; yields (folder, base URL)."""
-    folder = tmp_path / "server"
-    folder.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 def _archive(path: Path, entries: list[str]) -> dict[str, str]:
     """A genres.tar.gz with ``entries`` (tiny WAVs) under ``genres/``; returns their md5s."""
     md5s = {}
@@ -297,9 +272,9 @@ def _archive(path: Path, entries: list[str]) -> dict[str, str]:
     return md5s
 
 
-def test_prepare_downloads_unpacks_and_verifies(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_prepare_downloads_unpacks_and_verifies(static_http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys) -> None:
-    folder, url = server
+    folder, url = static_http_server
     source = folder / "genres.tar.gz"
     md5s = _archive(source, sorted(gtzan.published_md5()))  # all 1,000 files
     monkeypatch.setattr(gtzan, "ARCHIVE_URL", f"{url}/genres.tar.gz")
@@ -327,9 +302,9 @@ def test_prepare_downloads_unpacks_and_verifies(server, tmp_path: Path, monkeypa
     assert check_dataset(task, task.tracks(data), data).complete
 
 
-def test_prepare_refuses_a_wrong_archive_and_reports_an_incomplete_one(server, tmp_path: Path,
+def test_prepare_refuses_a_wrong_archive_and_reports_an_incomplete_one(static_http_server, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    folder, url = server
+    folder, url = static_http_server
     source = folder / "genres.tar.gz"
     md5s = _archive(source, ["blues/blues.00029.wav", "rock/rock.00054.wav"])
     monkeypatch.setattr(gtzan, "ARCHIVE_URL", f"{url}/genres.tar.gz")
