@@ -35,7 +35,7 @@ import torch
 
 from benchmark.audio import WindowSpec, load_audio
 from benchmark.cache import FeatureCache, SplitFeatures
-from benchmark.cli import CONFIG_DIR, _compose, _resolved
+from benchmark.cli import _compose, _resolved
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
@@ -45,7 +45,7 @@ from benchmark.probe import make_heads
 from benchmark.record import package_versions
 from benchmark.runner import compute_device
 from benchmark.sweep import train_sweep
-from tasks.base import Track
+from benchmark.tasks.base import Track
 
 FILE_RATE = 44100  # synthetic files are written at a rate no encoder uses, so resampling is part of the cost
 
@@ -162,8 +162,7 @@ def peak_memory(model_overrides: list[str], clips: int, clip_seconds: float, dev
     """Peak RSS (MiB) of a fresh process extracting ``clips`` clips (measured by the child itself)."""
     cmd = [sys.executable, "-m", "benchmark.bench", "--memory-child", str(clips), str(clip_seconds), device,
            *model_overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(CONFIG_DIR.parent)})
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"])
 
 

@@ -76,7 +76,7 @@ def _record(folder: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     processes, threads, out_dir, overrides = _split_args(list(sys.argv[1:] if argv is None else argv))
     config = _resolved(_compose("config", overrides))
-    from tasks.registry import build_task
+    from benchmark.tasks.registry import build_task
 
     build_task(config["task"]).tracks(Path(config["data_root"]))  # render synthetic data before any clock runs
     with tempfile.TemporaryDirectory(prefix="bench_ddp_") as tmp:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
-from tasks.registry import build_task
+from benchmark.tasks.registry import build_task
 
 
 def model_facts(model_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from benchmark.resources import config_dir
+
+CONFIG_DIR = config_dir()
 USAGE = __doc__ or ""
 
 
@@ -88,7 +90,7 @@ def _compose(config_name: str, overrides: list[str]):
 
 def _task_from_args(argv: list[str]):
     """Compose the run config (``prepare gtzan`` is accepted as a short form of ``prepare task=gtzan``)."""
-    from tasks.registry import build_task
+    from benchmark.tasks.registry import build_task
 
     if argv and "=" not in argv[0]:
         argv = [f"task={argv[0]}", *argv[1:]]
@@ -97,7 +99,7 @@ def _task_from_args(argv: list[str]):
 
 
 def _check_command(argv: list[str]) -> int:
-    from tasks.base import DatasetMissingError, check_dataset
+    from benchmark.tasks.base import DatasetMissingError, check_dataset
 
     task, data_root, config = _task_from_args(argv)
     try:

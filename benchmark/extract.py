@@ -34,7 +34,7 @@ from benchmark.audio import AudioReadError, WindowSpec, load_audio, window_bound
 from benchmark.cache import FeatureCache, ShardResult, SplitFeatures, file_stamp, track_list_checksum
 from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
-from tasks.base import Track
+from benchmark.tasks.base import Track
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from benchmark.extract import Pooling, drop_featureless, load_or_extract
 from benchmark.probe_data import ProbeData
-from tasks.base import SPLITS, Task, Track
+from benchmark.tasks.base import SPLITS, Task, Track
 
 BEAT_METRICS: tuple[str, ...] = ("f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure")
 """Metrics of a beat task; ``f_measure`` (beats, 70 ms) is the primary one (selection and headline)."""

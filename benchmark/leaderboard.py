@@ -36,11 +36,11 @@ import pandas as pd
 from benchmark.cache import config_checksum
 from benchmark.metrics import higher_is_better
 from benchmark.record import LOCATION_KEYS
+from benchmark.resources import config_dir, reference_dir
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = REPO_ROOT / "results" / "reference"
+REFERENCE_DIR = reference_dir()
 REQUIRED_KEYS = ("task", "model", "seed", "selected", "layers", "protocol_checksum")
 WEIGHTED_SUM = "weighted_sum"
 
@@ -247,7 +247,7 @@ def config_defaults(group: str, name: Any) -> dict[str, Any] | None:
     """The flattened defaults of ``configs/<group>/<name>.yaml`` (None when this checkout has no such file)."""
     from omegaconf import OmegaConf
 
-    path = REPO_ROOT / "configs" / group / f"{name}.yaml"
+    path = config_dir() / group / f"{name}.yaml"
     if not isinstance(name, str) or not path.is_file():
         return None
     return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True), f"{group}.")

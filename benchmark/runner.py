@@ -30,8 +30,8 @@ from benchmark.errors import ConfigError
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
 from benchmark.sweep import (LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
                              train_sweep)
-from tasks.base import SPLITS, Task, Track, check_dataset
-from tasks.registry import build_task
+from benchmark.tasks.base import SPLITS, Task, Track, check_dataset
+from benchmark.tasks.registry import build_task
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,12 @@ from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
+from benchmark.resources import manifest_root
+
 TaskType = Literal["multiclass", "multilabel", "regression", "key", "beat"]
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 # The committed split manifests, label lists and checksums (``datasets/<task>/``), whatever ``data_root`` is.
-MANIFEST_ROOT = Path(__file__).resolve().parents[1] / "datasets"
+MANIFEST_ROOT = manifest_root()
 
 
 class DatasetMissingError(FileNotFoundError):

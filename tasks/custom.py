@@ -32,8 +32,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tasks.base import SPLITS, DatasetMissingError, Task, Track
-from tasks.registry import register_task
+from benchmark.tasks.base import SPLITS, DatasetMissingError, Task, Track
+from benchmark.tasks.registry import register_task
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
-from tasks.download import download, extract
-from tasks.registry import register_task
+from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
+from benchmark.tasks.download import download, extract
+from benchmark.tasks.registry import register_task
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ its ``audio_dl.sh``. When the local annotation files are present they are parsed
 must agree with the committed manifest, so a different packaging or an edited copy is refused rather than
 silently scored against other labels.
 
-``python -m tasks.giantsteps_key KEY_REPO MTG_REPO`` rewrites the two committed files from local clones.
+``python -m benchmark.tasks.giantsteps_key KEY_REPO MTG_REPO`` rewrites the two committed files from local clones.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from tasks.base import MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, missing_dataset_message
-from tasks.registry import register_task
+from benchmark.tasks.base import MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, missing_dataset_message
+from benchmark.tasks.registry import register_task
 
 KEY_REPO = "giantsteps-key-dataset"
 MTG_REPO = "giantsteps-mtg-key-dataset"
@@ -315,7 +315,7 @@ class GiantStepsKey(Task):
         and what could not be fetched is listed at the end (after everything else was tried).
         """
         from benchmark.checksums import file_digests
-        from tasks.download import ChecksumMismatchError, download
+        from benchmark.tasks.download import ChecksumMismatchError, download
 
         folder = self.folder(data_root)
         folder.mkdir(parents=True, exist_ok=True)
@@ -371,7 +371,7 @@ def _annotations_present(repo_dir: Path) -> bool:
 def _merge_archive(zip_path: Path, repo_dir: Path) -> None:
     """Unpack a GitHub archive (one top folder ``<repo>-<commit>/``) into ``repo_dir`` without replacing any file
     already there (audio fetched earlier, a user's own edits)."""
-    from tasks.download import extract
+    from benchmark.tasks.download import extract
 
     staging = repo_dir.parent / f".extract-{repo_dir.name}"
     shutil.rmtree(staging, ignore_errors=True)

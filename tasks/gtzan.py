@@ -31,11 +31,11 @@ from typing import Any
 
 import soundfile as sf
 
-from tasks.base import (
+from benchmark.tasks.base import (
     MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, check_dataset, missing_dataset_message,
 )
-from tasks.download import download, extract
-from tasks.registry import register_task
+from benchmark.tasks.download import download, extract
+from benchmark.tasks.registry import register_task
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """gtzan_beat: beat and downbeat tracking on GTZAN with the GTZAN-Rhythm v2 annotations (frame level).
 
-The split is the fault-filtered one of the genre task (443 / 197 / 290 tracks; :mod:`tasks.gtzan`, whose
+The split is the fault-filtered one of the genre task (443 / 197 / 290 tracks; :mod:`benchmark.tasks.gtzan`, whose
 helpers give the entries and the audio paths), as MARBLE's beat-tracking task uses it. The annotations are
 GTZAN-Rhythm v2 (Marchand & Peeters 2015) as published in TempoBeatDownbeat/gtzan_tempo_beat (the set mirdata
 uses): one ``beats/gtzan_<genre>_<5 digits>.beats`` file per track, one line per beat,
@@ -29,12 +29,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from benchmark.frame_level import BeatTarget
-from tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
-from tasks.gtzan import (
+from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
+from benchmark.tasks.gtzan import (
     ARCHIVE_MD5, ARCHIVE_NAME, GTZAN, SPLIT_VERSION, genres_folder, gtzan_audio_path, gtzan_checksums,
     read_split_lists, track_id_of, warn_known_faults,
 )
-from tasks.registry import register_task
+from benchmark.tasks.registry import register_task
 
 MANIFEST_DIR = MANIFEST_ROOT / "gtzan_beat"
 ANNOTATION_CSV = MANIFEST_DIR / "beats.csv"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from tasks.base import Task
+from benchmark.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
 
@@ -35,11 +35,11 @@ def build_task(task_cfg: Mapping[str, Any]) -> Task:
 
 
 def _import_builtin_tasks() -> None:
-    """Import every module of the ``tasks`` package: importing a task module registers its tasks."""
+    """Import every module of the ``benchmark.tasks`` package (the ``tasks/`` folder): importing a task module registers its tasks."""
     import importlib
     import pkgutil
 
-    import tasks
+    import benchmark.tasks
 
-    for module in pkgutil.iter_modules(tasks.__path__):
-        importlib.import_module(f"tasks.{module.name}")
+    for module in pkgutil.iter_modules(benchmark.tasks.__path__):
+        importlib.import_module(f"benchmark.tasks.{module.name}")

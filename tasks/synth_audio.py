@@ -1,4 +1,4 @@
-"""Numpy-only music rendering shared by the synthetic tasks (:mod:`tasks.synth_base`).
+"""Numpy-only music rendering shared by the synthetic tasks (:mod:`benchmark.tasks.synth_base`).
 
 Why this exists: the synthetic tasks are the suite's offline default and the fixtures of every task type, so
 they must need no download and no system package, yet they must sound enough like music that a probe cannot

@@ -2,7 +2,7 @@
 
 Why: the suite must run end to end offline (CI, a fresh checkout, a machine without the real datasets) and every
 task type needs a fixture. Each synthetic task composes short pieces of music from a seed (chords, progressions,
-melodies, drum grooves; see :mod:`tasks.synth_music` for the composition and :mod:`tasks.synth_audio` for the
+melodies, drum grooves; see :mod:`benchmark.tasks.synth_music` for the composition and :mod:`benchmark.tasks.synth_audio` for the
 sound), renders them with numpy and writes them as ordinary dataset files, so the pipeline reads them exactly
 like a downloaded dataset::
 
@@ -12,10 +12,10 @@ like a downloaded dataset::
     <data_root>/<task>/generator.json          generator version and every parameter (= dataset_identity())
 
 Tasks (one module each):
-    synth_chords  multiclass  root (12) x {maj, min, dim, 7}, labels ``C:maj`` .. ``B:7``       tasks.synth_chords
-    synth_key     key         24 keys in mir_eval spelling (``C major`` .. ``Bb minor``, flats)  tasks.synth_key
-    synth_tags    multilabel  which of pad, pluck, organ, bell, bass, drums play                tasks.synth_tags
-    synth_tempo   regression  tempo of a drum groove in BPM                                     tasks.synth_tempo
+    synth_chords  multiclass  root (12) x {maj, min, dim, 7}, labels ``C:maj`` .. ``B:7``       benchmark.tasks.synth_chords
+    synth_key     key         24 keys in mir_eval spelling (``C major`` .. ``Bb minor``, flats)  benchmark.tasks.synth_key
+    synth_tags    multilabel  which of pad, pluck, organ, bell, bass, drums play                benchmark.tasks.synth_tags
+    synth_tempo   regression  tempo of a drum groove in BPM                                     benchmark.tasks.synth_tempo
 
 A clip is a pure function of ``(seed, task, split, index)``, so renders are reproducible and independent.
 """
@@ -39,8 +39,8 @@ import numpy as np
 import soundfile as sf
 
 from benchmark.cache import pid_alive
-from tasks.base import SPLITS, Task, Track
-from tasks.synth_audio import NoteEvent, master, render_events
+from benchmark.tasks.base import SPLITS, Task, Track
+from benchmark.tasks.synth_audio import NoteEvent, master, render_events
 
 # Bump when a change to the synth_* modules changes the rendered audio or labels: it is part of
 # generator.json and dataset_identity(), so caches and rendered folders are invalidated.
@@ -231,7 +231,9 @@ class SynthTask(Task):
         result is byte-identical to a serial render.
         """
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
+        import benchmark  # the folder holding the imported ``benchmark`` package, so workers import the same copy
+
+        package_root = str(Path(benchmark.__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         procs: list[tuple[subprocess.Popen[bytes], Path, Path]] = []
         try:
@@ -242,7 +244,7 @@ class SynthTask(Task):
                 log = folder / f".worker-{k}.log"
                 with open(log, "wb") as log_fh:
                     proc = subprocess.Popen(
-                        [sys.executable, "-c", "import sys; from tasks.synth_base import _worker_main; "
+                        [sys.executable, "-c", "import sys; from benchmark.tasks.synth_base import _worker_main; "
                                                "_worker_main(sys.argv[1])", str(job)],
                         env=env, stdout=subprocess.DEVNULL, stderr=log_fh)
                 procs.append((proc, job, log))
@@ -349,7 +351,7 @@ def _render_to_file(task: SynthTask, folder: Path, spec: tuple[str, str, int, An
 
 def _worker_main(job_path: str) -> None:
     """Entry point of a render worker: render the clips of a job file, write their manifest rows beside it."""
-    from tasks.registry import build_task
+    from benchmark.tasks.registry import build_task
 
     job = json.loads(Path(job_path).read_text())
     task = build_task({"kind": job["kind"], **job["params"], "render_workers": 1})

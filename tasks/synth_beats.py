@@ -21,10 +21,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from benchmark.frame_level import BeatTarget
-from tasks.registry import register_task
-from tasks.synth_audio import NoteEvent
-from tasks.synth_base import SynthTask
-from tasks.synth_music import (
+from benchmark.tasks.registry import register_task
+from benchmark.tasks.synth_audio import NoteEvent
+from benchmark.tasks.synth_base import SynthTask
+from benchmark.tasks.synth_music import (
     DRUM_PATTERNS, bass_line, chord_pattern, numeral_chord, random_key, random_progression, voice_lead,
 )
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks.registry import register_task
-from tasks.synth_base import SynthClassTask
-from tasks.synth_music import (
+from benchmark.tasks.registry import register_task
+from benchmark.tasks.synth_base import SynthClassTask
+from benchmark.tasks.synth_music import (
     CHORD_QUALITIES, HARMONY_INSTRUMENTS, PATTERN_STYLES, PITCH_CLASSES_SHARP, bass_line, chord_pattern, retune,
     voice_chord,
 )

@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from tasks.registry import register_task
-from tasks.synth_audio import NoteEvent
-from tasks.synth_base import SynthClassTask
-from tasks.synth_music import (
+from benchmark.tasks.registry import register_task
+from benchmark.tasks.synth_audio import NoteEvent
+from benchmark.tasks.synth_base import SynthClassTask
+from benchmark.tasks.synth_music import (
     HARMONY_INSTRUMENTS, PATTERN_STYLES, PITCH_CLASSES_FLAT, bass_line, chord_pattern, melody, progression_spans,
     random_progression, retune, scale_pitch_classes, voice_lead,
 )

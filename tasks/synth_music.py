@@ -1,9 +1,9 @@
 """Music composition for the synthetic tasks: note tables, voicings, chord patterns, melodies, bass, drums.
 
-Everything here writes a score (a list of :class:`~tasks.synth_audio.NoteEvent`); :mod:`tasks.synth_audio`
+Everything here writes a score (a list of :class:`~benchmark.tasks.synth_audio.NoteEvent`); :mod:`benchmark.tasks.synth_audio`
 turns scores into sound. Every random choice draws from an explicit ``numpy.random.Generator``, so a score is a
 pure function of its seed. Changing what any helper draws, or in which order, changes the rendered datasets:
-bump ``tasks.synth_base.GENERATOR_VERSION`` when that is intended.
+bump ``benchmark.tasks.synth_base.GENERATOR_VERSION`` when that is intended.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tasks.synth_audio import NoteEvent
+from benchmark.tasks.synth_audio import NoteEvent
 
 PITCH_CLASSES_SHARP: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 PITCH_CLASSES_FLAT: tuple[str, ...] = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")

@@ -5,10 +5,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tasks.registry import register_task
-from tasks.synth_audio import NoteEvent
-from tasks.synth_base import SynthTask
-from tasks.synth_music import (
+from benchmark.tasks.registry import register_task
+from benchmark.tasks.synth_audio import NoteEvent
+from benchmark.tasks.synth_base import SynthTask
+from benchmark.tasks.synth_music import (
     PITCH_CLASSES_FLAT, bass_line, chord_pattern, drum_groove, melody, progression_spans, random_key,
     random_progression, scale_pitch_classes, voice_lead,
 )

@@ -6,9 +6,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from tasks.registry import register_task
-from tasks.synth_base import SynthTask
-from tasks.synth_music import (
+from benchmark.tasks.registry import register_task
+from benchmark.tasks.synth_base import SynthTask
+from benchmark.tasks.synth_music import (
     DRUM_PATTERNS, bass_line, chord_pattern, drum_groove, numeral_chord, random_key, random_progression,
     voice_lead,
 )

@@ -13,8 +13,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "mert"
+# Everything the tests read lives in the repository (tests/fixtures/, each folder with its PROVENANCE.md).
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mert"
+GTZAN_RHYTHM = REPO_ROOT / "tests" / "fixtures" / "gtzan_rhythm"
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ class _QuietFiles(http.server.SimpleHTTPRequestHandler):
 def static_http_server(tmp_path):
     """A local HTTP server (loopback only) over ``tmp_path/server``; yields (folder, base URL).
 
-    Why HTTP and not file://: tasks.download reads response lengths and Range replies, which file:// lacks, so a
+    Why HTTP and not file://: benchmark.tasks.download reads response lengths and Range replies, which file:// lacks, so a
     task's prepare() runs its real download path without the network.
     """
     folder = tmp_path / "server"

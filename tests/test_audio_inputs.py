@@ -143,7 +143,6 @@ def test_silent_clip_is_returned_as_zeros(tmp_path: Path) -> None:
     assert y.shape == (16000,) and y.dtype == np.float32 and not y.any()
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="m-a-p fixtures not available")
 def test_mert_do_normalize_on_silence_does_not_divide_by_zero(monkeypatch, tmp_path: Path) -> None:
     """Zero variance: the 1e-7 floor of Wav2Vec2FeatureExtractor keeps the normalised input at exactly 0."""
     from omegaconf import OmegaConf

@@ -27,13 +27,13 @@ from benchmark.frame_level import (
     metronome_chance, split_targets,
 )
 from benchmark.runner import run
-from tasks import gtzan_beat
-from tasks.gtzan import read_split_lists, track_id_of
-from tasks.registry import build_task
-from tests.conftest import REPO_ROOT
+from benchmark.tasks import gtzan_beat
+from benchmark.tasks.gtzan import read_split_lists, track_id_of
+from benchmark.tasks.registry import build_task
+from tests.conftest import GTZAN_RHYTHM
 
 FPS = 50.0
-REFDATA = REPO_ROOT.parent / "shared" / "refdata" / "gtzan_rhythm"
+REFDATA = GTZAN_RHYTHM
 
 
 def _activation(beats: np.ndarray, seconds: float, fps: float = FPS, noise: float = 0.0, seed: int = 0,

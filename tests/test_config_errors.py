@@ -16,11 +16,11 @@ import pytest
 import torch
 from rich.console import Console
 
-import tasks.registry as registry
+import benchmark.tasks.registry as registry
 from benchmark.encoders.base import Encoder
 from benchmark.runner import run
 from benchmark.sweep import ConfigError, check_sweep_config, parse_layers
-from tasks.base import Task, Track
+from benchmark.tasks.base import Task, Track
 from tests.conftest import REPO_ROOT
 
 

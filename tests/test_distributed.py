@@ -239,7 +239,7 @@ def test_a_missing_dataset_stops_a_multi_process_run_with_its_own_error(compose_
     from rich.console import Console
 
     from benchmark.runner import run
-    from tasks.base import DatasetMissingError
+    from benchmark.tasks.base import DatasetMissingError
 
     config = compose_config("task=gtzan", "model=mfcc", "trainer.devices=2", "trainer.accelerator=cpu")
     with pytest.raises(DatasetMissingError) as info:

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from tasks.download import ChecksumMismatchError, download, extract
+from benchmark.tasks.download import ChecksumMismatchError, download, extract
 
 CONTENT = bytes(range(256)) * 4096  # 1 MiB: several read chunks' worth after the resume point
 SERVER_LIFETIME_S = 60.0

@@ -1,6 +1,6 @@
 """The native m-a-p loader reproduces the original MERT / music2vec code on the tiny reference checkpoints.
 
-Every fixture under /work/shared/fixtures/mert holds a checkpoint in the layout of an official Hugging Face
+Every fixture under tests/fixtures/mert holds a checkpoint in the layout of an official Hugging Face
 snapshot plus the hidden states the original m-a-p code computes for it. The models are built the way a user
 builds them (the model yaml, with either ``checkpoint=PATH`` or an offline Hugging Face cache) and must match
 every hidden state to 1e-5. The remaining tests pin down the refusals and error messages.
@@ -25,7 +25,7 @@ from benchmark.encoders.registry import _BUILDERS
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = REPO / "configs" / "model"
-FIXTURES = REPO.parent / "shared" / "fixtures" / "mert"
+from tests.conftest import FIXTURES  # noqa: E402
 TOL = 1e-5
 
 # model yaml -> fixture folder standing for it (v0-tiny stands for both MERT-v0 and MERT-v0-public)
@@ -40,9 +40,6 @@ ALL_YAMLS = [
     "mert-v1-330m", "mert-v1-95m", "mert-v0-public", "mert-v0", "music2vec-v1",
     "mert-v1-95m-random", "mert-v1-330m-random", "mert-v0-random", "music2vec-v1-random",
 ]
-
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="m-a-p fixtures not available")
-
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
 from benchmark.extract import Pooling, load_or_extract
 from benchmark.runner import DatasetIncompleteError, run
-from tasks.base import Track
+from benchmark.tasks.base import Track
 from tests.conftest import REPO_ROOT
 from tests.planted import PlantedEncoder
 

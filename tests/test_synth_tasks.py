@@ -24,13 +24,13 @@ import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
 
-from tasks.base import SPLITS
-from tasks.registry import build_task, task_kinds
-from tasks.synth_base import GENERATOR_VERSION, SynthTask
-from tasks.synth_chords import SynthChords
-from tasks.synth_music import CHORD_QUALITIES, PITCH_CLASSES_FLAT, PITCH_CLASSES_SHARP
-from tasks.synth_tags import TAG_INSTRUMENTS
-from tasks.synth_audio import INSTRUMENTS, midi_to_hz, normalise, render_drum, render_note
+from benchmark.tasks.base import SPLITS
+from benchmark.tasks.registry import build_task, task_kinds
+from benchmark.tasks.synth_base import GENERATOR_VERSION, SynthTask
+from benchmark.tasks.synth_chords import SynthChords
+from benchmark.tasks.synth_music import CHORD_QUALITIES, PITCH_CLASSES_FLAT, PITCH_CLASSES_SHARP
+from benchmark.tasks.synth_tags import TAG_INSTRUMENTS
+from benchmark.tasks.synth_audio import INSTRUMENTS, midi_to_hz, normalise, render_drum, render_note
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("synth_chords", "synth_key", "synth_tags", "synth_tempo")

@@ -10,9 +10,9 @@ import soundfile as sf
 from rich.console import Console
 
 from benchmark.runner import run
-from tasks.base import DatasetMissingError
-from tasks.custom import CustomTask, ManifestError
-from tasks.registry import build_task
+from benchmark.tasks.base import DatasetMissingError
+from benchmark.tasks.custom import CustomTask, ManifestError
+from benchmark.tasks.registry import build_task
 
 SR = 16000
 SPLIT_SIZES = {"train": 18, "valid": 9, "test": 9}

@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
-from tasks import emomusic
-from tasks.base import DatasetMissingError
-from tasks.download import ChecksumMismatchError
-from tasks.emomusic import (
+from benchmark.tasks import emomusic
+from benchmark.tasks.base import DatasetMissingError
+from benchmark.tasks.download import ChecksumMismatchError
+from benchmark.tasks.emomusic import (
     EmoMusic, artist_key, artist_split, parse_minsec, read_csv_rows, read_songs, read_split_manifest, song_split,
 )
 from tests.conftest import FIXTURES, SHARED

@@ -22,7 +22,7 @@ import soundfile as sf
 import yaml
 from rich.console import Console
 
-import tasks.giantsteps_key as gk
+import benchmark.tasks.giantsteps_key as gk
 from benchmark.audio import window_bounds
 from benchmark.metrics import compute_metrics
 from benchmark.runner import window_spec
@@ -40,7 +40,7 @@ def _jukemir() -> dict:
 
 
 def _task() -> gk.GiantStepsKey:
-    from tasks.registry import build_task
+    from benchmark.tasks.registry import build_task
 
     return build_task(TASK_CFG)  # type: ignore[return-value]
 

@@ -22,10 +22,10 @@ from rich.console import Console
 
 from benchmark.cli import main as cli_main
 from benchmark.runner import run
-from tasks import gtzan
-from tasks.base import DatasetMissingError, check_dataset
-from tasks.download import ChecksumMismatchError
-from tasks.registry import build_task
+from benchmark.tasks import gtzan
+from benchmark.tasks.base import DatasetMissingError, check_dataset
+from benchmark.tasks.download import ChecksumMismatchError
+from benchmark.tasks.registry import build_task
 from tests.conftest import FIXTURES, REPO_ROOT
 
 SR = 22050
@@ -193,11 +193,11 @@ def test_broken_jazz_00054_is_skipped_with_a_warning_naming_it(compose_config, t
     monkeypatch.setattr(gtzan, "published_md5", lambda: table)
 
     config = compose_config("task=gtzan", "model=mfcc", "max_missing_fraction=1.0", "trainer.max_epochs=2")
-    with caplog.at_level(logging.WARNING, logger="tasks.gtzan"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.tasks.gtzan"):
         record = run(config, console=Console(quiet=True))
     assert "jazz.00054" in record["skipped"]["train"]
     assert record["split_sizes"] == {"train": 12, "valid": 6, "test": 6}
-    message = " ".join(r.getMessage() for r in caplog.records if r.name == "tasks.gtzan")
+    message = " ".join(r.getMessage() for r in caplog.records if r.name == "benchmark.tasks.gtzan")
     assert "jazz.00054" in message and "cannot be decoded" in message and "8f0ab76fff2d2c6bc80eb9c9362318ca" in message
     assert "Kaggle" in message
 
@@ -205,10 +205,10 @@ def test_broken_jazz_00054_is_skipped_with_a_warning_naming_it(compose_config, t
     caplog.clear()
     sf.write(broken, _genre_audio("jazz", 0), SR, subtype="PCM_16")
     table["jazz/jazz.00054.wav"] = _fixture_md5s(data, ["jazz/jazz.00054.wav"])["jazz/jazz.00054.wav"]
-    with caplog.at_level(logging.WARNING, logger="tasks.gtzan"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.tasks.gtzan"):
         assert gtzan.warn_known_faults(data) == []
         tracks = _task().tracks(data)
-    assert not [r for r in caplog.records if r.name == "tasks.gtzan"]
+    assert not [r for r in caplog.records if r.name == "benchmark.tasks.gtzan"]
     report = check_dataset(_task(), tracks, data)
     assert not report.bad_checksums and report.present("train") == 13
 
@@ -217,7 +217,7 @@ def test_decodable_copy_with_a_wrong_md5_is_named_too(tmp_path: Path, caplog) ->
     path = gtzan.gtzan_audio_path(tmp_path, "jazz/jazz.00054.wav")
     path.parent.mkdir(parents=True)
     sf.write(path, _genre_audio("jazz", 0), SR, subtype="PCM_16")
-    with caplog.at_level(logging.WARNING, logger="tasks.gtzan"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.tasks.gtzan"):
         assert gtzan.warn_known_faults(tmp_path) == ["jazz/jazz.00054.wav"]
     message = caplog.records[-1].getMessage()
     assert "differs from the published 8f0ab76fff2d2c6bc80eb9c9362318ca" in message

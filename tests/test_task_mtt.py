@@ -23,10 +23,10 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
-import tasks.mtt as mtt
+import benchmark.tasks.mtt as mtt
 from benchmark.runner import run
-from tasks.base import DatasetMissingError
-from tasks.download import ChecksumMismatchError
+from benchmark.tasks.base import DatasetMissingError
+from benchmark.tasks.download import ChecksumMismatchError
 from tests.conftest import FIXTURES, SHARED
 
 REFDATA = SHARED / "refdata"
@@ -180,7 +180,7 @@ def full_annotations(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_complete_annotations_give_the_split_and_jukemir_labels(full_annotations, caplog):
-    with caplog.at_level(logging.WARNING, logger="tasks.mtt"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.tasks.mtt"):
         tracks = build().tracks(full_annotations)
     assert not [r for r in caplog.records if "cannot be verified" in r.getMessage()]  # strict check ran
     assert dict(Counter(t.split for t in tracks)) == {"train": 18706, "valid": 1825, "test": 5329}

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tasks.mtt as mtt
-import tasks.safe_pickle as safe_pickle
-from tasks.safe_pickle import UnsafePickleError, load_pickled_list
+import benchmark.tasks.mtt as mtt
+import benchmark.tasks.safe_pickle as safe_pickle
+from benchmark.tasks.safe_pickle import UnsafePickleError, load_pickled_list
 from tests.conftest import SHARED
 
 LEE = SHARED / "refdata" / "magnatagatune" / "jongpillee_MTAT_split"

@@ -1,0 +1,1 @@
+"""Hydra config tree of the suite, installed as package data ``benchmark.configs`` (see benchmark.resources)."""

@@ -1,0 +1,1 @@
+"""Published reference numbers, installed as package data ``benchmark.reference`` (see benchmark.resources)."""
