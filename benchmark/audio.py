@@ -31,6 +31,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from benchmark.errors import UserError
+
 log = logging.getLogger(__name__)
 
 # libsndfile 1.2.2 decodes low-rate mono MP3 (MPEG-2/2.5 layer III: 8, 16, 22.05 kHz, e.g. MagnaTagATune) wrongly
@@ -55,7 +57,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
-class AudioReadError(RuntimeError):
+class AudioReadError(UserError, RuntimeError):
     """An audio file could not be decoded; the message names the file, the reason and the fix."""
 
 

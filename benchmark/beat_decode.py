@@ -39,6 +39,16 @@ so the activations are decoded per track:
   threshold, at least one beat period of the fastest tempo apart. No tempo model: fast, but spurious or missing
   peaks go straight into the output.
 
+* Tempo range: both decoders take their beat periods from :func:`period_bounds`, which rounds the shortest period
+  *up* and the longest *down* to whole frames, so no decoded tempo lies outside ``[min_bpm, max_bpm]`` (rounding
+  to the nearest frame, or down, let 50 frames/s decode at 230.8 BPM and 75 frames/s at 225 BPM with
+  ``max_bpm = 215``). Each decoded beat may still move by one frame to its activation peak (see Decoding above),
+  so a single interval can be a frame shorter than the shortest period; the tempo of the path cannot.
+
+* Non-finite activations (NaN, inf) are refused with :class:`NonFiniteActivationError` before decoding: the
+  Viterbi comparisons are all false on NaN, so the DBN used to return a steady beat at the fastest tempo and
+  peak picking whatever was left, both scored as if the probe had produced them.
+
 * :func:`downbeats_from_beats`: downbeats are chosen among the decoded beats: a constant meter (beats per bar,
   default 2, 3 or 4) and bar phase are fitted by maximising the contrast between the mean downbeat activation at
   the chosen beats and at the others (a one-state-per-track "bar pointer": GTZAN's excerpts keep one meter);
@@ -49,10 +59,73 @@ Frame ``t`` is at time ``t / fps``; the callers place activations on that grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+
+from benchmark.errors import ConfigError, UserError
+
+
+class NonFiniteActivationError(UserError, ValueError):
+    """A beat or downbeat activation holds NaN or infinite values, so it cannot be decoded into beats.
+
+    Why an error and not a decode: on NaN every Viterbi comparison is false and the DBN returns a steady beat at
+    the fastest tempo (peak picking returns whatever the finite frames give), which would be scored, selected and
+    reported as if the probe had produced it. The message names the track, how many of its frames are
+    non-finite and the two causes with their fixes; ``track``, ``bad`` and ``total`` keep them for callers.
+    """
+
+    def __init__(self, track: str, bad: int, total: int, detail: str = "", cache: str | None = None) -> None:
+        self.track, self.bad, self.total = str(track), int(bad), int(total)
+        where = f"the feature cache entry {cache}" if cache else "the feature cache entry of this encoder and task"
+        super().__init__(
+            f"the beat activation of track {self.track} has {self.bad} NaN or infinite frame(s) out of "
+            f"{self.total}{f' ({detail})' if detail else ''}, so its beats cannot be decoded (a DBN fed NaN "
+            f"returns a steady beat at the fastest tempo, which would be scored as if it were real). Either the "
+            f"probe diverged: lower probe.lr (drop the largest learning rates of the grid), or the cached "
+            f"features of this track hold non-finite values: delete {where} and run again so the features are "
+            f"extracted anew (force=true only reruns the probe, it reuses the cache).")
+
+
+def check_finite(activation: np.ndarray, name: str) -> None:
+    """Raise :class:`NonFiniteActivationError` naming ``name`` when ``activation`` holds NaN or inf."""
+    a = np.asarray(activation)
+    finite = np.isfinite(a)
+    if not finite.all():
+        frames = finite.reshape(len(a), -1).all(axis=1) if a.ndim else finite.reshape(1)
+        raise NonFiniteActivationError(name, int((~frames).sum()), len(frames))
+
+
+def shortest_period(fps: float, max_bpm: float) -> int:
+    """The shortest whole-frame beat period not faster than ``max_bpm``: ``ceil(60 fps / max_bpm)``, at least 1
+    (the one place both decoders round their fastest tempo; see :func:`period_bounds` for why upwards)."""
+    return max(1, int(math.ceil(60.0 * fps / max_bpm - 1e-9)))
+
+
+def period_bounds(fps: float, min_bpm: float, max_bpm: float) -> tuple[int, int]:
+    """(shortest, longest) beat period in whole frames whose tempo lies within ``[min_bpm, max_bpm]`` at ``fps``.
+
+    The shortest period is ``ceil(60 fps / max_bpm)`` and the longest ``floor(60 fps / min_bpm)``: rounding the
+    other way (or to the nearest frame) admits a period just outside the range, e.g. 13 frames at 50 frames/s is
+    230.8 BPM and 20 frames at 75 frames/s is 225 BPM, above a 215 BPM ceiling, and the decoders then lock onto
+    tempi the configuration rules out. A bound within 1e-9 of a whole frame counts as that frame (at 32.2
+    frames/s and 138 BPM ``60 * fps / bpm`` is 14.000000000000002 in floating point; 14 frames is exactly 138 BPM).
+
+    Raises:
+        ValueError: unless ``0 < min_bpm < max_bpm``, or when no whole-frame period lies in the range (a range
+            narrower than one frame, e.g. 121-122 BPM at 50 frames/s: 24.59-24.79 frames).
+    """
+    if not 0 < min_bpm < max_bpm:
+        raise ConfigError(f"need 0 < min_bpm < max_bpm, got {min_bpm}, {max_bpm} (task.min_bpm, task.max_bpm)")
+    shortest = shortest_period(fps, max_bpm)
+    longest = int(math.floor(60.0 * fps / min_bpm + 1e-9))
+    if longest < shortest:
+        raise ConfigError(f"the tempo range {min_bpm:g}-{max_bpm:g} BPM holds no whole-frame beat period at "
+                         f"{fps:g} frames/s ({60.0 * fps / max_bpm:.2f}-{60.0 * fps / min_bpm:.2f} frames); widen "
+                         f"it with task.min_bpm / task.max_bpm")
+    return shortest, longest
 
 
 @dataclass(frozen=True)
@@ -70,11 +143,9 @@ class DBNConfig:
     transition_threshold: float = 1e-12
 
     def periods(self, fps: float) -> np.ndarray:
-        """Beat periods in whole frames covering the tempo range at ``fps`` (at least one)."""
-        if not 0 < self.min_bpm < self.max_bpm:
-            raise ValueError(f"need 0 < min_bpm < max_bpm, got {self.min_bpm}, {self.max_bpm}")
-        lo = max(1, int(math.floor(60.0 * fps / self.max_bpm)))
-        hi = max(lo, int(math.ceil(60.0 * fps / self.min_bpm)))
+        """Every whole-frame beat period whose tempo lies in ``[min_bpm, max_bpm]`` at ``fps`` (see
+        :func:`period_bounds`), so the decoded tempo never leaves the configured range."""
+        lo, hi = period_bounds(fps, self.min_bpm, self.max_bpm)
         return np.arange(lo, hi + 1, dtype=np.int64)
 
 
@@ -189,8 +260,15 @@ def _beats_from_path(act: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.unique(moved).astype(np.int64)
 
 
-def dbn_beat_frames(activations: list[np.ndarray], fps: float, cfg: DBNConfig = DBNConfig()) -> list[np.ndarray]:
-    """Beat frames of each activation sequence (decoded in parallel); see the module docstring."""
+def dbn_beat_frames(activations: list[np.ndarray], fps: float, cfg: DBNConfig = DBNConfig(),
+                    names: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Beat frames of each activation sequence (decoded in parallel); see the module docstring.
+
+    ``names`` (one per sequence, e.g. track ids) only label the :class:`NonFiniteActivationError` raised for a
+    sequence holding NaN or inf; without them a sequence is named by its position in ``activations``.
+    """
+    for n, a in enumerate(activations):
+        check_finite(a, names[n] if names is not None else f"#{n} of {len(activations)} decoded together")
     space = _space(cfg, fps)
     lengths = np.array([len(a) for a in activations], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -199,28 +277,35 @@ def dbn_beat_frames(activations: list[np.ndarray], fps: float, cfg: DBNConfig = 
     out_k = np.zeros(len(flat), dtype=np.int64)
     out_p = np.zeros(len(flat), dtype=np.int64)
     if cfg.observation_lambda <= 1:
-        raise ValueError(f"observation_lambda must be > 1, got {cfg.observation_lambda}")
+        raise ConfigError(f"observation_lambda must be > 1, got {cfg.observation_lambda}")
     if len(flat):
         _viterbi_many(flat, starts, space.periods, space.offsets, space.src, space.src_logp, space.src_start,
                       -math.log(cfg.observation_lambda - 1), float(cfg.activation_floor), out_k, out_p)
     return [_beats_from_path(flat[a:b], out_p[a:b]) for a, b in zip(starts[:-1], starts[1:])]
 
 
-def dbn_beats(activation: np.ndarray, fps: float, cfg: DBNConfig = DBNConfig()) -> np.ndarray:
-    """Beat times (seconds) of one beat-activation sequence sampled at ``fps``."""
-    return dbn_beat_frames([activation], fps, cfg)[0] / float(fps)
+def dbn_beats(activation: np.ndarray, fps: float, cfg: DBNConfig = DBNConfig(),
+              name: str = "(unnamed)") -> np.ndarray:
+    """Beat times (seconds) of one beat-activation sequence sampled at ``fps``; ``name`` labels errors."""
+    return dbn_beat_frames([activation], fps, cfg, names=[name])[0] / float(fps)
 
 
-def peak_beat_frames(activation: np.ndarray, fps: float, threshold: float = 0.3, max_bpm: float = 215.0) -> np.ndarray:
+def peak_beat_frames(activation: np.ndarray, fps: float, threshold: float = 0.3, max_bpm: float = 215.0,
+                     name: str = "(unnamed)") -> np.ndarray:
     """Frames of local activation maxima above ``threshold``, greedily kept strongest first so that no two are
-    closer than the beat period of ``max_bpm``."""
+    closer than the beat period of ``max_bpm``, rounded up to whole frames like the DBN's shortest period
+    (:func:`period_bounds`; rounded down, two peaks 13 frames apart at 50 frames/s were 230.8 BPM).
+
+    ``name`` labels the :class:`NonFiniteActivationError` raised for an activation holding NaN or inf.
+    """
+    check_finite(activation, name)
     a = np.asarray(activation, dtype=np.float64)
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64)
     left = np.concatenate([[-np.inf], a[:-1]])
     right = np.concatenate([a[1:], [-np.inf]])
     cand = np.nonzero((a >= left) & (a > right) & (a > threshold))[0]
-    min_gap = max(1, int(math.floor(60.0 * fps / max_bpm)))
+    min_gap = shortest_period(fps, max_bpm)
     taken = np.zeros(len(a), dtype=bool)
     keep = []
     for t in cand[np.argsort(-a[cand], kind="stable")]:
@@ -230,9 +315,10 @@ def peak_beat_frames(activation: np.ndarray, fps: float, threshold: float = 0.3,
     return np.sort(np.asarray(keep, dtype=np.int64))
 
 
-def peak_beats(activation: np.ndarray, fps: float, threshold: float = 0.3, max_bpm: float = 215.0) -> np.ndarray:
+def peak_beats(activation: np.ndarray, fps: float, threshold: float = 0.3, max_bpm: float = 215.0,
+               name: str = "(unnamed)") -> np.ndarray:
     """Beat times (seconds) by peak picking; see :func:`peak_beat_frames`."""
-    return peak_beat_frames(activation, fps, threshold, max_bpm) / float(fps)
+    return peak_beat_frames(activation, fps, threshold, max_bpm, name) / float(fps)
 
 
 def downbeats_from_beats(beat_frames: np.ndarray, downbeat_activation: np.ndarray,

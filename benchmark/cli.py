@@ -17,14 +17,53 @@ Commands:
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmark.errors import UserError, storage_error_message
 from benchmark.resources import config_dir
 
 CONFIG_DIR = config_dir()
 USAGE = __doc__ or ""
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
+
+
+def _full_errors() -> bool:
+    """``HYDRA_FULL_ERROR=1``: show the traceback of user errors too (Hydra's own switch, for one habit)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def user_error_message(exc: BaseException) -> str | None:
+    """The message to print instead of a traceback, or None when ``exc`` is a bug that keeps its traceback."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return storage_error_message(exc)
+    return None
+
+
+def report_user_errors(job: Callable[[], int]) -> int:
+    """Run ``job``; print a user error as ``error: <message>`` (no traceback) and return 1, Ctrl-C as one line.
+
+    Errors a user can fix (:class:`~benchmark.errors.UserError`, a full disk, a folder without write
+    permission) are explained by their message; anything else is a bug and propagates with its traceback.
+    """
+    try:
+        return job()
+    except KeyboardInterrupt:
+        if _full_errors():
+            raise
+        print("\ninterrupted. Finished work is kept: run the same command again to resume (extraction continues "
+              "from its last saved shard, training from its last epoch).", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - only user errors are handled, the rest is re-raised
+        message = user_error_message(exc)
+        if message is None or _full_errors():
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
 
 
 def _resolved(cfg) -> dict[str, Any]:
@@ -45,24 +84,39 @@ def _hydra_app(argv: list[str], job: Callable[[dict[str, Any]], None]) -> int:
     # against the plugin's schema of that name and says so; they list every field, so nothing depends on it.
     warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name")
 
+    from hydra.types import RunMode
+
+    failures: list[int] = []
+
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     def _app(cfg) -> None:
+        hydra_cfg = HydraConfig.get()
         config = _resolved(cfg)
-        config["_overrides"] = list(HydraConfig.get().overrides.task)
-        job(config)
+        config["_overrides"] = list(hydra_cfg.overrides.task)
+        config["_multirun"] = hydra_cfg.mode == RunMode.MULTIRUN
+        # Handled here, inside the job: Hydra would print any exception from it with a traceback. In a multirun
+        # a failed job is reported and the sweep goes on to the next one.
+        status = report_user_errors(lambda: job(config) or 0)
+        if status == INTERRUPTED:
+            raise SystemExit(status)
+        if status:
+            failures.append(status)
 
     sys.argv = [sys.argv[0], *argv]
     _app()
-    return 0
+    return failures[0] if failures else 0
 
 
 def _run_job(config: dict[str, Any]) -> None:
+    from benchmark.console import make_console
     from benchmark.record import record_path
+    from benchmark.report import print_existing_record
     from benchmark.runner import run
 
     path = record_path(Path(config["results_dir"]), config)
     if path.exists() and not config.get("force"):
-        print(f"record exists, skipping (force=true reruns): {path}")
+        # a single run shows the result it would have produced; a multirun gives one line per skipped run
+        print_existing_record(make_console(), path, table=not config.get("_multirun"))
         return
     run(config)
 
@@ -121,7 +175,14 @@ def _prepare_command(argv: list[str]) -> int:
 def _embed_command(argv: list[str]) -> int:
     from benchmark.embed import embed_files
 
+    from benchmark.errors import ConfigError
+
     config = _resolved(_compose("embed", argv))
+    missing = [key for key in ("input", "out") if config.get(key) == "???"]
+    if missing:
+        raise ConfigError(f"embed needs {' and '.join(f'{k}=' for k in missing)}: e.g. `python -m benchmark embed "
+                          f"model=mert-v1-95m input=song.wav out=embeddings/` (input= an audio file or a folder of "
+                          f"them, out= the folder for the .npy files)")
     written = embed_files(config)
     print(f"wrote {len(written)} file(s) to {config['out']}")
     return 0
@@ -210,13 +271,15 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}\n\n{USAGE}", file=sys.stderr)
         return 2
-    if command in ("run", "extract"):  # Hydra's own app prints its errors (valid names listed) and exits
+    if command in ("run", "extract"):  # Hydra's own app prints its override errors (valid names listed) and exits
         return COMMANDS[command](rest)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        return COMMANDS[command](rest)
+        return report_user_errors(lambda: COMMANDS[command](rest))
     except (HydraException, OmegaConfBaseException) as exc:  # a wrong override: the message, not a traceback
+        if _full_errors():
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import torch
 from benchmark.audio import WindowSpec, load_audio, window_bounds
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
+from benchmark.errors import InputFileError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif"}
 
@@ -19,10 +20,12 @@ def audio_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if not source.is_dir():
-        raise FileNotFoundError(f"input={source} is neither an audio file nor a folder")
+        raise InputFileError(f"input={source}: no such file or folder. Give an audio file or a folder of audio "
+                             f"files, e.g. `python -m benchmark embed input=song.wav out=embeddings/`.")
     files = sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found under {source}")
+        raise InputFileError(f"input={source}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found in this "
+                             f"folder or below it. Point input= at an audio file or a folder that holds some.")
     return files
 
 

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmark import audio as audio_module
 from benchmark.audio import AudioReadError, WindowSpec, load_audio, window_bounds
+from benchmark.errors import ConfigError
 from benchmark.cache import FeatureCache, ShardResult, SplitFeatures, file_stamp, track_list_checksum
 from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
@@ -233,7 +234,7 @@ def extract_split(
     order, so a reader can place every frame in its track and in time.
     """
     if int(shard_tracks) < 1:
-        raise ValueError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1")
+        raise ConfigError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1")
     row_shape = (pooling.num_states(encoder), encoder.dim)
     keys = [track_key(t) for t in tracks]
     groups = shard_groups(len(tracks), shard_tracks, positions)

@@ -39,8 +39,11 @@ import torch
 from rich.console import Console
 
 from benchmark.audio import WindowSpec
-from benchmark.beat_decode import DBNConfig, dbn_beat_frames, downbeats_from_beats, peak_beat_frames
+from benchmark.beat_decode import (
+    DBNConfig, NonFiniteActivationError, dbn_beat_frames, downbeats_from_beats, peak_beat_frames,
+)
 from benchmark.cache import FeatureCache
+from benchmark.errors import ConfigError
 from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from benchmark.extract import Pooling, drop_featureless, load_or_extract
@@ -171,7 +174,7 @@ class DecoderConfig:
     def from_task_config(cls, cfg: dict[str, Any]) -> "DecoderConfig":
         decoder = str(cfg.get("decoder") or "dbn")
         if decoder not in DECODERS:
-            raise ValueError(f"task.decoder={decoder!r}; expected one of {', '.join(DECODERS)}")
+            raise ConfigError(f"task.decoder={decoder!r}; expected one of {', '.join(DECODERS)}")
         dbn = DBNConfig(min_bpm=float(cfg.get("min_bpm", 55.0)), max_bpm=float(cfg.get("max_bpm", 215.0)),
                         transition_lambda=float(cfg.get("transition_lambda", 100.0)))
         meters = tuple(int(m) for m in (cfg.get("meters") or (2, 3, 4)))
@@ -199,14 +202,28 @@ class BeatEvaluator:
         with no reference downbeats (GTZAN-Rhythm has six jazz files without bar positions) out of the downbeat
         mean: mir_eval would score every tracker 0 on them, which measures nothing. A split with no scorable
         track is refused when the evaluator is built.
+      * NaN or infinite outputs are refused (:class:`~benchmark.beat_decode.NonFiniteActivationError`) before
+        anything is decoded: decoded, they become a steady beat at the fastest tempo that would be scored and
+        selected like a real one. The message names the first affected track by its id (``track_ids``; the
+        decoders themselves only see arrays), counts its non-finite frames, says how many heads and tracks are
+        affected (every head on the same tracks points to the cached features, one head on every track to a
+        diverged probe) and names the feature cache entry to delete (``cache_dir``).
     """
 
     primary = "f_measure"
 
     def __init__(self, layout: FrameLayout, targets: Sequence[BeatTarget], frame_rate: float,
-                 decoder: DecoderConfig = DecoderConfig(), skip_seconds: float = 0.0) -> None:
+                 decoder: DecoderConfig = DecoderConfig(), skip_seconds: float = 0.0,
+                 track_ids: Sequence[str] | None = None, cache_dir: Path | str | None = None) -> None:
         self.layout, self.frame_rate, self.decoder = layout, float(frame_rate), decoder
         self.skip_seconds = float(skip_seconds)
+        if track_ids is not None and len(track_ids) != len(targets):
+            raise ValueError(f"{len(track_ids)} track ids for {len(targets)} targets")
+        self.track_ids = [str(t) for t in track_ids] if track_ids is not None else [
+            f"#{i} of the split" for i in range(len(targets))]
+        self.cache_dir = str(cache_dir) if cache_dir is not None else None
+        if decoder.decoder == "dbn":  # a tempo range with no whole-frame period fails now, not after training
+            decoder.dbn.periods(self.frame_rate)
         self.grid_length: list[int] = []
         self.references: list[tuple[np.ndarray, np.ndarray]] = []
         for i, target in enumerate(targets):
@@ -232,13 +249,36 @@ class BeatEvaluator:
         grid_t = np.arange(self.grid_length[i]) / self.frame_rate
         return np.stack([np.interp(grid_t, times, frame_scores[:, c]) for c in range(frame_scores.shape[1])], 1)
 
+    def check_finite(self, scores: np.ndarray) -> None:
+        """Raise :class:`~benchmark.beat_decode.NonFiniteActivationError` for ``[heads, rows, outputs]`` scores
+        holding NaN or inf, naming the first affected track (in head, then track order) and its non-finite frames
+        (rows with any non-finite output: a NaN downbeat activation breaks the downbeat fit as well)."""
+        finite = np.isfinite(scores)
+        if finite.all():
+            return
+        bad_rows = ~finite.reshape(scores.shape[0], scores.shape[1], -1).all(axis=2)  # [heads, rows]
+        n = len(self.references)
+        bad = np.array([[int(bad_rows[h][self.layout.track_rows[i]].sum()) for i in range(n)]
+                        for h in range(scores.shape[0])])  # [heads, tracks] non-finite frames
+        h, i = (int(x) for x in np.argwhere(bad)[0])
+        heads, tracks = int(bad.any(axis=1).sum()), int(bad.any(axis=0).sum())
+        raise NonFiniteActivationError(
+            self.track_ids[i], int(bad[h, i]), len(self.layout.track_rows[i]), cache=self.cache_dir,
+            detail=f"probe head {h}; {heads} of {scores.shape[0]} heads and {tracks} of {n} tracks have "
+                   f"non-finite frames")
+
     def decode(self, activations: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(beat times, downbeat times) of each ``[grid, 2]`` activation array."""
+        """(beat times, downbeat times) of each ``[grid, 2]`` activation array.
+
+        Callers check finiteness first (:meth:`check_finite`, where track ids are known); the decoders refuse
+        NaN and inf again, naming the array by its position, for callers that do not.
+        """
         if self.decoder.decoder == "dbn":
             beat_frames = dbn_beat_frames([a[:, 0] for a in activations], self.frame_rate, self.decoder.dbn)
         else:
             beat_frames = [peak_beat_frames(a[:, 0], self.frame_rate, self.decoder.peak_threshold,
-                                            self.decoder.dbn.max_bpm) for a in activations]
+                                            self.decoder.dbn.max_bpm, name=f"#{k} of {len(activations)} decoded")
+                           for k, a in enumerate(activations)]
         out = []
         for frames, a in zip(beat_frames, activations):
             down = downbeats_from_beats(frames, a[:, 1], self.decoder.meters) if a.shape[1] > 1 else frames[:0]
@@ -258,6 +298,7 @@ class BeatEvaluator:
 
     def __call__(self, row_scores: torch.Tensor) -> list[dict[str, float]]:
         scores = row_scores.detach().cpu().numpy().astype(np.float32, copy=False)
+        self.check_finite(scores)
         keys = [hashlib.blake2b(np.ascontiguousarray(scores[h]).tobytes(), digest_size=16).digest()
                 for h in range(scores.shape[0])]
         todo = [h for h in range(scores.shape[0]) if keys[h] not in self._memo]
@@ -338,7 +379,8 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
     targets = {s: [t.target for t in by_split[s]] for s in SPLITS}
     decoder = DecoderConfig.from_task_config(task_cfg)
     skip = float(task_cfg.get("eval_skip_seconds") or 0.0)
-    evaluators = {s: BeatEvaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip)
+    evaluators = {s: BeatEvaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip,
+                                   track_ids=[t.track_id for t in by_split[s]], cache_dir=cache.dir)
                   for s in ("valid", "test")}
     chance, tempo = metronome_chance(targets["train"], evaluators["test"])
     train_y = split_targets(layouts["train"], targets["train"], encoder.frame_rate)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -11,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.table import Table
 
 from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
@@ -26,7 +26,8 @@ from benchmark.extract import (DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featu
 from benchmark.metrics import chance_score
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, UserError, storage_error_message
+from benchmark.report import print_table
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
 from benchmark.sweep import (LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
                              train_sweep)
@@ -82,6 +83,33 @@ def check_config(config: dict[str, Any]) -> None:
     if min_fraction is not None and (isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float))
                                      or not 0 <= min_fraction <= 1):
         raise ConfigError(f"task.window_min_fraction={min_fraction!r}: must be in [0, 1] (default 0.5)")
+    device = str(config.get("device", "auto"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device}: this machine has no CUDA device torch can use. Use device=auto "
+                          "(the GPU when there is one, else the CPU) or device=cpu.")
+    for key in ("cache_dir", "results_dir"):
+        check_writable_folder(key, Path(config[key]))
+
+
+def check_writable_folder(key: str, folder: Path) -> None:
+    """Write (and remove) a probe file in ``folder``, so a folder the run cannot write fails now, not after hours
+    of extraction or training. Folders created for the probe are removed again: a run refused later by another
+    check leaves nothing behind. Raises ConfigError naming the setting and the fix."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = storage_error_message(exc) or f"{type(exc).__name__}: {exc}."
+        raise ConfigError(f"{key}={folder} is not writable: {reason}") from exc
+    finally:
+        for made in created:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                break
 
 
 def check_compatible(task: Task, encoder: Encoder, spec: WindowSpec) -> None:
@@ -112,7 +140,7 @@ def check_compatible(task: Task, encoder: Encoder, spec: WindowSpec) -> None:
             f"{encoder.min_samples / window:.3f} or task.window_seconds.")
 
 
-class DatasetIncompleteError(RuntimeError):
+class DatasetIncompleteError(UserError, RuntimeError):
     """More of a split is missing (or fails its checksum) than ``max_missing_fraction`` allows."""
 
 
@@ -438,17 +466,3 @@ def _row_dict(row: LayerRow) -> dict[str, Any]:
     d = asdict(row)
     d["name"] = row.name
     return d
-
-
-def print_table(console: Console, task: str, model: str, primary: str, rows: list[LayerRow], selected: LayerRow,
-                chance: float) -> None:
-    table = Table(title=f"{task} / {model}: {primary} per layer (selection on validation)")
-    for col in ("layer", "lr", "epoch", f"valid {primary}", f"test {primary}", ""):
-        table.add_column(col, justify="right")
-    for row in rows:
-        mark = "<- selected" if row is selected else ""
-        table.add_row(row.name, f"{row.lr:g}", str(row.best_epoch), f"{row.valid[primary]:.4f}",
-                      f"{row.test[primary]:.4f}", mark, style="bold" if row is selected else None)
-    console.print(table)
-    console.print(f"selected: layer {selected.name} (valid {selected.valid[primary]:.4f}) -> "
-                  f"test {primary} {selected.test[primary]:.4f}; chance level {chance:.4f}")

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
+from benchmark.errors import UserError
 from benchmark.resources import manifest_root
 
 TaskType = Literal["multiclass", "multilabel", "regression", "key", "beat"]
@@ -21,7 +22,7 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MANIFEST_ROOT = manifest_root()
 
 
-class DatasetMissingError(FileNotFoundError):
+class DatasetMissingError(UserError, FileNotFoundError):
     """The dataset is not where the task looks; the message names the folder, the layout and the fix."""
 
 

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from benchmark.errors import UserError
 from benchmark.tasks.base import SPLITS, DatasetMissingError, Task, Track
 from benchmark.tasks.registry import register_task
 
@@ -49,7 +50,7 @@ EXAMPLE = """\
   or path,split,<target columns> with task.targets=[col1,col2] (regression); paths relative to the CSV"""
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """The manifest cannot be used as it is; the message names the file, the row and the fix."""
 
 

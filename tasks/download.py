@@ -15,11 +15,12 @@ import zipfile
 from pathlib import Path
 
 from benchmark.checksums import hash_file
+from benchmark.errors import UserError
 
 CHUNK = 1 << 20
 
 
-class ChecksumMismatchError(RuntimeError):
+class ChecksumMismatchError(UserError, RuntimeError):
     """A downloaded file does not match its published checksum (the previous file, if any, is kept)."""
 
 

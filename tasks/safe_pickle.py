@@ -18,6 +18,8 @@ import pickle
 import pickletools
 from pathlib import Path
 
+from benchmark.errors import UserError
+
 # Opcodes that only push strings/bytes, build lists/tuples, use the memo, or frame the stream. Everything that
 # imports (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*), calls (REDUCE, NEWOBJ*, BUILD) or builds other objects
 # (dicts, sets, numbers are harmless but never in a list of paths) is refused.
@@ -32,7 +34,7 @@ ALLOWED_OPCODES: frozenset[str] = frozenset({
 MAX_BYTES = 64 << 20
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """The file is not a plain pickled list of strings (it names a class or callable, or holds other objects)."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import mir_eval
@@ -19,9 +20,13 @@ import soundfile as sf
 import torch
 from rich.console import Console
 
-from benchmark.beat_decode import DBNConfig, dbn_beats, downbeats_from_beats, peak_beats
+from benchmark.beat_decode import (
+    DBNConfig, NonFiniteActivationError, dbn_beat_frames, dbn_beats, downbeats_from_beats, peak_beat_frames,
+    peak_beats, period_bounds,
+)
 from benchmark.cache import FeatureCache
 from benchmark.encoders.base import Encoder
+from benchmark.errors import UserError
 from benchmark.frame_level import (
     BeatEvaluator, BeatTarget, DecoderConfig, FrameLayout, beat_scores, frame_layout, frame_targets,
     metronome_chance, split_targets,
@@ -99,6 +104,10 @@ def test_peak_picking_keeps_one_peak_per_beat_period():
     act[[10, 12, 60, 61, 140]] = [0.9, 0.8, 0.5, 0.7, 0.2]
     frames = np.round(peak_beats(act, FPS, threshold=0.3) * FPS).astype(int)
     assert frames.tolist() == [10, 61]  # 12 is too close to 10; 140 is below the threshold
+    # the gap is the 215 BPM period rounded up: 14 frames at 50/s (13 frames would be 230.8 BPM)
+    act = np.zeros(200)
+    act[[10, 23, 40, 54]] = [0.9, 0.8, 0.7, 0.6]
+    assert peak_beat_frames(act, FPS).tolist() == [10, 40, 54]  # 23 is 13 frames after 10; 54 is 14 after 40
 
 
 @pytest.mark.parametrize("meter,phase", [(4, 1), (3, 2), (2, 0)])
@@ -111,6 +120,108 @@ def test_downbeats_are_fitted_among_the_beats(meter, phase):
     assert down.tolist() == beat_frames[phase::meter].tolist()
     assert len(downbeats_from_beats(np.array([5]), act)) == 0
     assert len(downbeats_from_beats(np.zeros(0, dtype=int), act)) == 0
+
+
+# --------------------------------------------------------------------- decoder edge cases (issue 11, item 6)
+def test_period_bounds_keep_the_decoded_tempo_inside_the_range():
+    """The shortest period is rounded up and the longest down: 14 and 21 frames for 215 BPM at 50 and 75
+    frames/s (13 and 20 were 230.8 and 225 BPM), 54 and 81 frames for 55 BPM (55 and 82 were 54.5 and 54.9)."""
+    assert period_bounds(50.0, 55.0, 215.0) == (14, 54)
+    assert period_bounds(75.0, 55.0, 215.0) == (21, 81)
+    np.testing.assert_array_equal(DBNConfig().periods(50.0), np.arange(14, 55))
+    np.testing.assert_array_equal(DBNConfig().periods(75.0), np.arange(21, 82))
+    for fps in (25.0, 43.066, 50.0, 62.5, 75.0, 86.1328125, 100.0):  # tight: one frame further is out of range
+        lo, hi = period_bounds(fps, 55.0, 215.0)
+        assert 60.0 * fps / lo <= 215.0 < 60.0 * fps / (lo - 1), fps
+        assert 60.0 * fps / hi >= 55.0 > 60.0 * fps / (hi + 1), fps
+    assert period_bounds(75.0, 55.0, 225.0)[0] == 20  # a whole-frame bound is kept: 20 frames is 225 BPM
+    assert period_bounds(32.2, 55.0, 138.0)[0] == 14  # 60 * 32.2 / 138 is 14.000000000000002 in floating point
+    with pytest.raises(ValueError, match="no whole-frame beat period"):  # 24.59-24.79 frames: no whole period
+        period_bounds(50.0, 121.0, 122.0)
+    with pytest.raises(ValueError, match="no whole-frame beat period"):  # found when the evaluator is built
+        BeatEvaluator(_layout([100]), [BeatTarget((0.5,))], FPS, DecoderConfig(dbn=DBNConfig(121.0, 122.0)))
+
+
+@pytest.mark.parametrize("fps", [50.0, 75.0])
+@pytest.mark.parametrize("bpm", [225.0, 230.0, 235.0])
+def test_tempi_above_max_bpm_decode_at_half_tempo_on_the_beats(bpm, fps):
+    """Above max_bpm (215) the only paths left are slower: the DBN goes half tempo, every decoded beat on a true
+    one; before the periods were rounded up, 225 and 230 BPM at 50/s and 225 BPM at 75/s decoded at full speed.
+    Peak picking keeps its peaks at least the 215 BPM period apart."""
+    beats = np.arange(0.37, 20.0, 60.0 / bpm)
+    act = _activation(beats, 20.0, fps)
+    est = dbn_beats(act, fps)
+    tempo = 60.0 / np.median(np.diff(est))
+    assert tempo <= 215.0
+    assert tempo == pytest.approx(bpm / 2, rel=0.025)
+    assert len(mir_eval.util.match_events(beats, est, 0.07)) == len(est)  # every decoded beat is a true beat
+    shortest = {50.0: 14, 75.0: 21}[fps]
+    assert np.diff(peak_beat_frames(act, fps)).min() >= shortest
+    assert 60.0 / np.median(np.diff(peak_beats(act, fps))) <= 215.0
+
+
+@pytest.mark.parametrize("fps", [50.0, 75.0])
+@pytest.mark.parametrize("bpm", [205.0, 210.0, 215.0])
+def test_tempi_up_to_max_bpm_still_decode_at_their_own_tempo(bpm, fps):
+    """Rounding the shortest period up must not cost the fast end of the range: 205 and 210 BPM are followed
+    (the mean interval is the true one; the path alternates the two nearest whole periods). Exactly 215 BPM is
+    13.95 / 20.93 frames, 0.3 % faster than the shortest period (14 / 21 frames, 214.3 BPM): the path keeps that
+    tempo and skips a beat now and then to catch up, so its F-measure is lower, but it does not halve."""
+    beats = np.arange(0.37, 20.0, 60.0 / bpm)
+    est = dbn_beats(_activation(beats, 20.0, fps), fps)
+    assert 60.0 / np.median(np.diff(est)) == pytest.approx(bpm, rel=0.01 if bpm == 215.0 else 0.025)
+    if bpm < 215.0:
+        assert 60.0 * (len(est) - 1) / (est[-1] - est[0]) == pytest.approx(bpm, rel=0.005)
+        assert mir_eval.beat.f_measure(beats, est) > 0.98
+    else:
+        assert mir_eval.beat.f_measure(beats, est) > 0.8
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_decoders_refuse_non_finite_activations(bad):
+    """NaN used to decode as a steady beat at the fastest tempo (every Viterbi comparison is false on NaN)."""
+    act = _activation(np.arange(0.4, 8.0, 0.5), 8.0)
+    act[[100, 101, 300]] = bad
+    with pytest.raises(NonFiniteActivationError, match="track blues.00042 has 3 NaN or infinite frame"):
+        dbn_beats(act, FPS, name="blues.00042")
+    with pytest.raises(NonFiniteActivationError, match="track blues.00042 has 3 NaN or infinite frame"):
+        peak_beats(act, FPS, name="blues.00042")
+    with pytest.raises(NonFiniteActivationError, match="track b has 3 NaN") as info:
+        dbn_beat_frames([np.zeros(50), act], FPS, names=["a", "b"])
+    assert (info.value.track, info.value.bad, info.value.total) == ("b", 3, 400)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("decoder", ["dbn", "peaks"])
+def test_evaluator_refuses_non_finite_outputs_naming_the_track(bad, decoder):
+    """The evaluator a run calls every epoch knows the track ids the decoders do not: the error names the
+    track, counts its non-finite frames (a beat or downbeat output), and says how to tell and fix the causes."""
+    beats = [np.arange(0.4, 8.0, 0.5), np.arange(0.1, 6.0, 0.45)]
+    targets = [BeatTarget(tuple(b), tuple(b[::4])) for b in beats]
+    evaluator = BeatEvaluator(_layout([400, 300]), targets, FPS, DecoderConfig(decoder=decoder),
+                              track_ids=["blues.00000", "jazz.00003"], cache_dir="/cache/mert/abc123")
+    rows = np.zeros((700, 2), np.float32)
+    rows[:400, 0] = _activation(beats[0], 8.0)
+    rows[400:, 0] = _activation(beats[1], 6.0)
+    scores = np.stack([rows, rows])
+    assert evaluator(torch.from_numpy(scores))[1]["f_measure"] == 1.0  # finite: decoded and scored
+    scores[1, 450:457, 0] = bad  # head 1, track jazz.00003: 7 beat frames
+    scores[1, 460, 1] = bad  # and 1 downbeat frame
+    with pytest.raises(NonFiniteActivationError) as info:
+        evaluator(torch.from_numpy(scores))
+    err = info.value
+    assert isinstance(err, ValueError) and isinstance(err, UserError)
+    assert (err.track, err.bad, err.total) == ("jazz.00003", 8, 300)
+    message = str(err)
+    assert message.startswith("the beat activation of track jazz.00003 has 8 NaN or infinite frame(s) out of 300 "
+                              "(probe head 1; 1 of 2 heads and 1 of 2 tracks have non-finite frames)")
+    assert "lower probe.lr" in message and "delete the feature cache entry /cache/mert/abc123" in message
+    assert "\n" not in message
+    anonymous = BeatEvaluator(_layout([400, 300]), targets, FPS)  # without ids: named by position
+    with pytest.raises(NonFiniteActivationError, match="track #1 of the split has 8 NaN"):
+        anonymous(torch.from_numpy(scores))
+    with pytest.raises(ValueError, match="1 track ids for 2 targets"):
+        BeatEvaluator(_layout([400, 300]), targets, FPS, track_ids=["blues.00000"])
 
 
 # ---------------------------------------------------------------------------------------- targets, layout
@@ -349,6 +460,31 @@ def test_synth_beats_end_to_end_caches_only_the_requested_layers(compose_config)
                  console=Console(quiet=True), encoder=again)
     assert again.calls == 0 and second["timings"]["encoder_forward_calls"] == 0
     assert second["layers"][0]["valid"]["f_measure"] > 0.5
+
+
+def test_a_run_with_non_finite_probe_outputs_stops_naming_the_track(compose_config, monkeypatch):
+    """Through the runner: the first validation of a run whose probe outputs NaN on three frames stops with the
+    track's id (a real valid-split id, passed from the task to the evaluator) and the run's feature cache."""
+    import benchmark.probe as probe_module
+
+    real, calls = probe_module.output_activation, []
+
+    def nan_on_the_first_rows(loss, logits):  # the first three rows of the first validation batch
+        out = real(loss, logits)
+        if not calls:
+            out[:, :3] = float("nan")
+        calls.append(1)
+        return out
+
+    monkeypatch.setattr(probe_module, "output_activation", nan_on_the_first_rows)
+    config = compose_config(*SMALL_BEATS[:5], "trainer.max_epochs=1", "trainer.batch_size=128", "probe.hidden=8",
+                            "layers=[1]")
+    with pytest.raises(NonFiniteActivationError) as info:
+        run(config, console=Console(quiet=True), encoder=OnsetEncoder())
+    message = str(info.value)
+    assert re.match(r"the beat activation of track valid_000[0-5] has 3 NaN or infinite frame\(s\) out of 250 ",
+                    message), message
+    assert f"delete the feature cache entry {config['cache_dir']}" in message
 
 
 SR = 22050

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.conftest import FIXTURES, REPO_ROOT
@@ -46,6 +47,7 @@ def test_embed_writes_the_reference_hidden_states(tmp_path):
     assert np.abs(states - expected).max() < 1e-5
 
 
+@pytest.mark.slow  # ~40 s; the submitit sweep in test_launchers.py covers multirun + skip by default
 def test_multirun_writes_one_record_per_combination_and_skips_finished_runs(tmp_path):
     args = ["run", "-m", *TINY_CHORDS, "model=mfcc,chroma", "seed=0,1", f"data_root={tmp_path / 'data'}",
             f"cache_dir={tmp_path / 'cache'}", f"results_dir={tmp_path / 'results'}", "num_workers=0",

@@ -109,6 +109,7 @@ def _assert_same_run(tmp_path: Path, one: str, other: str, processes: int) -> No
     assert rec_one["timings"]["encoder_forward_calls"] == rec_other["timings"]["encoder_forward_calls"] > 0
 
 
+@pytest.mark.slow  # ~75 s (4 two-process runs); CI runs -m slow; launch() is covered by the ROC-AUC test
 def test_two_process_runs_give_the_cache_and_record_of_one_process(tmp_path):
     """Spawned on one machine, started by torchrun, started as srun starts a job's tasks, or spawned inside a
     one-task SLURM job: the same result."""

@@ -1,8 +1,10 @@
 """Leaderboard and plots from REAL run records: two cheap encoders, two synthetic tasks, three seeds.
 
-The records come from the runner (tiny synthetic tasks, a few epochs) so the tests exercise the record format as
-it is written, not a hand-made imitation; the expected numbers are recomputed here from the JSON files with the
-standard library, independently of the pandas code under test.
+The records under tests/fixtures/records/ were written by the runner (tiny synthetic tasks, a few epochs; see
+tests/fixtures/records/README.md for the code that made them), so the tests exercise the record format as it is
+written, not a hand-made imitation, without training 13 runs on every test session; the expected numbers are
+recomputed here from the JSON files with the standard library, independently of the pandas code under test.
+One end-to-end test (the last one) still runs the real pipeline and builds a leaderboard from its output.
 """
 from __future__ import annotations
 
@@ -21,43 +23,31 @@ from rich.console import Console
 from benchmark.leaderboard import (
     Column, build_leaderboard, cell_text, load_records, render_csv, render_latex, render_markdown,
 )
-from tests.conftest import FIXTURES, REPO_ROOT
+from tests.conftest import REPO_ROOT
 
+RECORDS = REPO_ROOT / "tests" / "fixtures" / "records"
+# The settings the committed records were made with (README.md there); the end-to-end test uses them too.
 SIZE = ["task.n_train=24", "task.n_valid=12", "task.n_test=12", "task.clip_seconds=0.75", "task.sample_rate=16000",
         "trainer.max_epochs=3", "trainer.patience=2"]
-MODELS = {"mfcc": ["model=mfcc"],
-          "mert-v1-95m": ["model=mert-v1-95m", f"model.checkpoint={FIXTURES / 'v1-95m-tiny'}"]}
+MODELS = ("mfcc", "mert-v1-95m")
 TASKS = ("synth_chords", "synth_tags")
 SEEDS = (0, 1, 2)
 CHORDS_ACC = Column("synth_chords", "accuracy")
 TAGS_AUC, TAGS_AP = Column("synth_tags", "roc_auc"), Column("synth_tags", "average_precision")
 
 
-def _compose(root: Path, *overrides: str) -> dict:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    base = [f"data_root={root / 'data'}", f"cache_dir={root / 'cache'}", f"results_dir={root / 'results'}",
-            "num_workers=0"]
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="config", overrides=[*base, *overrides]), resolve=True)
-
-
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """12 runs (2 tasks x 2 encoders x 3 seeds) plus one synth_chords/mfcc run with the linear probe."""
-    if not (FIXTURES / "v1-95m-tiny").is_dir():
-        pytest.skip("m-a-p fixtures not available")
-    from benchmark.runner import run
+def results() -> Path:
+    """12 committed records (2 tasks x 2 encoders x 3 seeds) plus one synth_chords/mfcc record with the linear probe.
 
-    root = tmp_path_factory.mktemp("leaderboard")
-    quiet = Console(quiet=True)
-    for task in TASKS:
-        for model, overrides in MODELS.items():
-            for seed in SEEDS:
-                run(_compose(root, f"task={task}", *SIZE, *overrides, f"seed={seed}"), console=quiet)
-    run(_compose(root, "task=synth_chords", *SIZE, *MODELS["mfcc"], "seed=0", "probe=linear"), console=quiet)
-    return root / "results"
+    Read-only: a test that changes records copies the folder to its tmp_path first.
+    """
+    records = [json.loads(p.read_text()) for p in sorted((RECORDS / "runs").rglob("*.json"))]
+    runs = Counter((r["task"], r["model"], r["config"]["probe"]["name"], r["seed"]) for r in records)
+    expected = Counter([(t, m, "mlp", s) for t in TASKS for m in MODELS for s in SEEDS]
+                       + [("synth_chords", "mfcc", "linear", 0)])
+    assert runs == expected, "tests/fixtures/records is not the set its README.md describes"
+    return RECORDS
 
 
 def _raw(results: Path) -> list[dict]:
@@ -320,3 +310,41 @@ def test_plot_and_leaderboard_commands_write_their_files(results, tmp_path):
                  f"results_dir={out}"]) == 0
     layers = {(r["model"], r["protocol"], r["layer"]) for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert {("mert-v1-95m", "P1", x) for x in ("0", "1", "2", "weighted_sum")} <= layers
+
+
+def test_end_to_end_runs_write_records_the_leaderboard_reads(compose_config, tmp_path):
+    """The one test that trains: run -> record on disk -> leaderboard, on the settings of the committed records."""
+    from benchmark.record import record_path
+    from benchmark.runner import run
+
+    quiet = Console(quiet=True)
+    configs = [compose_config("task=synth_chords", *SIZE, "model=mfcc", f"seed={seed}") for seed in (0, 1)]
+    for config in configs:
+        run(config, console=quiet)
+    results = tmp_path / "results"
+    paths = sorted((results / "runs").rglob("*.json"))
+    assert paths == sorted(record_path(results, c) for c in configs)
+    fresh = [json.loads(p.read_text()) for p in paths]
+
+    board = build_leaderboard(load_records(results))
+    assert board.columns == [CHORDS_ACC] and set(board.protocols) == {"P1"}
+    assert board.protocols["P1"].records == 2
+    (row,) = board.rows
+    assert row.key.model == "mfcc" and row.key.protocol == "P1" and not row.published
+    values = [100 * r["selected"]["test"]["accuracy"] for r in fresh]
+    cell = row.cells[CHORDS_ACC]
+    assert cell.n == 2
+    assert cell.mean == pytest.approx(statistics.mean(values), abs=1e-9)
+    assert cell.std == pytest.approx(statistics.stdev(values), abs=1e-9)
+    assert row.average == pytest.approx(cell.mean) and row.average_tasks == 1
+    (line,) = [x for x in render_markdown(board, "cmd").splitlines() if x.startswith("| mfcc | P1 |")]
+    cells = [c.strip().strip("*") for c in line.split("|")[1:-1]]
+    assert cells[2] == cell_text(cell, 1) and cells[-1] == f"{cell.mean:.1f}"
+
+    # The committed records must still be in the format the runner writes: a renamed or dropped field means
+    # tests/fixtures/records is stale (regenerate it with the code in its README.md).
+    committed = json.loads(next((RECORDS / "runs" / "synth_chords" / "mfcc").glob("seed0-*.json")).read_text())
+    for record in fresh:
+        missing = set(committed) - set(record)
+        assert not missing, f"the runner no longer writes {sorted(missing)}: regenerate tests/fixtures/records"
+        assert set(committed["selected"]) <= set(record["selected"])

@@ -20,8 +20,10 @@ import torch
 from omegaconf import OmegaConf
 
 import benchmark.encoders.mert as mert
+from benchmark.cli import user_error_message
 from benchmark.encoders import hf_snapshot
 from benchmark.encoders.registry import _BUILDERS
+from benchmark.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = REPO / "configs" / "model"
@@ -61,12 +63,16 @@ def model_yaml(name: str, **overrides: Any) -> Any:
     return cfg
 
 
-def make_hub_cache(root: Path, repo_id: str, fixture: str, commit: str, refs: dict[str, str] | None = None) -> Path:
-    """Lay out ``fixture`` as the Hugging Face cache entry of ``repo_id`` at ``commit`` (files are symlinks)."""
+def make_hub_cache(
+    root: Path, repo_id: str, fixture: str | Path, commit: str, refs: dict[str, str] | None = None
+) -> Path:
+    """Lay out ``fixture`` (a fixture name or a folder) as the Hugging Face cache entry of ``repo_id`` at ``commit``
+    (files are symlinks); several calls for one repo add snapshots to the same entry."""
     repo_dir = root / ("models--" + repo_id.replace("/", "--"))
     snap = repo_dir / "snapshots" / commit
     snap.mkdir(parents=True)
-    for f in (FIXTURES / fixture).iterdir():
+    source = fixture if isinstance(fixture, Path) else FIXTURES / fixture
+    for f in source.iterdir():
         if f.is_file():
             (snap / f.name).symlink_to(f)
     for ref, target in (refs or {}).items():
@@ -131,6 +137,21 @@ def test_model_yaml_is_complete(name: str) -> None:
     assert cfg["context_seconds"] == (30.0 if name.startswith("music2vec") else 5.0)
 
 
+@pytest.mark.parametrize("name", ALL_YAMLS)
+def test_model_yaml_says_where_its_revision_was_verified(name: str) -> None:
+    """A pin is only as good as its provenance: each comment says where the hash was checked (or that it was not)
+    and the way out when the hub no longer knows it; random-init configs say the revision is unused."""
+    text = (MODEL_CONFIGS / f"{name}.yaml").read_text()
+    comment = " ".join(line[1:].strip() for line in text.splitlines() if line.startswith("#"))
+    if name.endswith("-random"):
+        base = name[: -len("-random")]
+        assert "revision: not used" in comment and f"{base}.yaml" in comment
+        assert OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml").revision == model_yaml(base).revision
+    else:
+        assert "Where verified:" in comment
+        assert "model.revision=main" in comment and "no network" in comment
+
+
 # --- reference hidden states -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,fixture", CASES)
 def test_local_checkpoint_matches_reference(name: str, fixture: str) -> None:
@@ -169,13 +190,141 @@ def test_offline_hub_cache_matches_reference(
     assert ident["resolved_commit"] == cfg.revision
 
 
-def test_hub_branch_revision_resolves_commit_through_refs(tmp_path: Path) -> None:
+def spy_hub_download(monkeypatch: pytest.MonkeyPatch, after_first: Any = None) -> list[tuple[str, str]]:
+    """Record (filename, revision) of every hf_hub_download call, still served by the real function (offline,
+    from the test's cache); ``after_first`` runs once after the first call returns."""
+    import huggingface_hub
+
+    real = huggingface_hub.hf_hub_download
+    calls: list[tuple[str, str]] = []
+
+    def spy(**kwargs: Any) -> str:
+        calls.append((kwargs["filename"], kwargs["revision"]))
+        path = real(**kwargs)  # raises for a file the snapshot lacks (model.safetensors here), like the hub
+        if after_first is not None and len(calls) == 1:
+            after_first()
+        return path
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
+    return calls
+
+
+def test_hub_branch_revision_resolves_commit_through_refs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """revision=main in an offline cache (refs/main -> commit) records the commit, and the weight file's sha256."""
     commit = "0123456789abcdef0123456789abcdef01234567"
     make_hub_cache(tmp_path / "hub", "m-a-p/MERT-v1-95M", "v1-95m-tiny", commit=commit, refs={"main": commit})
+    calls = spy_hub_download(monkeypatch)
     enc = build(model_yaml("mert-v1-95m", revision="main", cache_dir=str(tmp_path / "hub")))
-    assert enc.identity()["resolved_commit"] == commit
-    assert enc.identity()["revision"] == "main"
+    ident = enc.identity()
+    assert ident["resolved_commit"] == commit
+    assert ident["revision"] == "main" and ident["source"] == "hub"
+    weights = FIXTURES / "v1-95m-tiny" / "pytorch_model.bin"
+    assert ident["weights_file"] == "pytorch_model.bin"
+    assert ident["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # main is resolved once; every other file is asked for at the commit it resolved to.
+    assert calls[0] == ("config.json", "main")
+    assert calls[1:] == [("preprocessor_config.json", commit), ("model.safetensors", commit),
+                         ("pytorch_model.bin", commit)]
     check_against_reference(enc, "v1-95m-tiny")
+
+
+def test_branch_moving_between_downloads_cannot_mix_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main moves to a commit with other weights right after config.json came: the weights still come from, and
+    the record still names, the commit config.json came from."""
+    old, new = "a" * 40, "b" * 40
+    hub = tmp_path / "hub"
+    make_hub_cache(hub, "m-a-p/MERT-v1-95M", "v1-95m-tiny", commit=old, refs={"main": old})
+    other = copy_fixture("v1-95m-tiny", tmp_path / "other")
+    state = torch.load(other / "pytorch_model.bin", weights_only=True)
+    state["encoder.layer_norm.bias"] = state["encoder.layer_norm.bias"] + 1.0
+    torch.save(state, other / "pytorch_model.bin")
+    make_hub_cache(hub, "m-a-p/MERT-v1-95M", other, commit=new)
+    ref = hub / "models--m-a-p--MERT-v1-95M" / "refs" / "main"
+    calls = spy_hub_download(monkeypatch, after_first=lambda: ref.write_text(new))
+
+    enc = build(model_yaml("mert-v1-95m", revision="main", cache_dir=str(hub)))
+    assert ref.read_text() == new and calls[0] == ("config.json", "main")
+    ident = enc.identity()
+    assert ident["resolved_commit"] == old
+    old_sha = hashlib.sha256((FIXTURES / "v1-95m-tiny" / "pytorch_model.bin").read_bytes()).hexdigest()
+    new_sha = hashlib.sha256((other / "pytorch_model.bin").read_bytes()).hexdigest()
+    assert old_sha != new_sha and ident["weights_sha256"] == old_sha
+    check_against_reference(enc, "v1-95m-tiny")  # the old weights were loaded, not only hashed
+
+
+def hub_http_error(code: str, url: str) -> Exception:
+    """The exception huggingface_hub raises for a hub reply carrying ``X-Error-Code: code``, made by the library's
+    own ``hf_raise_for_status`` from a 404 reply, so class and text are what a real download raises."""
+    from huggingface_hub.utils import hf_raise_for_status
+
+    try:
+        import httpx2 as http  # the HTTP client of huggingface_hub 2.x
+    except ImportError:
+        http = pytest.importorskip("httpx")
+    response = http.Response(404, request=http.Request("HEAD", url), headers={"X-Error-Code": code})
+    with pytest.raises(Exception) as err:
+        hf_raise_for_status(response)
+    return err.value
+
+
+@pytest.mark.parametrize(
+    "code,error_class,says",
+    [
+        ("RevisionNotFound", "RevisionNotFoundError", ["does not know revision", "model.revision=main",
+                                                       "https://huggingface.co/m-a-p/MERT-v1-95M/commits/main"]),
+        ("RepoNotFound", "RepositoryNotFoundError", ["has no model", "model.hub_id", "hf auth login"]),
+        ("EntryNotFound", "RemoteEntryNotFoundError", ["has no config.json", "model.revision=main"]),
+    ],
+)
+def test_hub_refusal_is_one_paragraph_with_the_fix(
+    code: str, error_class: str, says: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision (or repo, or file) the hub does not know: a user error naming model, revision and fixes."""
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # the online path; the patched download below never reaches a network
+    revision = "deadbeef" * 5
+    url = f"https://huggingface.co/m-a-p/MERT-v1-95M/resolve/{revision}/config.json"
+    raised = hub_http_error(code, url)
+    assert type(raised).__name__ == error_class
+    calls: list[dict[str, Any]] = []
+
+    def refuse(**kwargs: Any) -> str:
+        calls.append(kwargs)
+        raise raised
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    with pytest.raises(hf_snapshot.HubSnapshotError) as err:
+        build(model_yaml("mert-v1-95m", revision=revision))
+    msg = str(err.value)
+    assert [(c["repo_id"], c["filename"], c["revision"], c["local_files_only"]) for c in calls] == [
+        ("m-a-p/MERT-v1-95M", "config.json", revision, False)]
+    assert err.value.__cause__ is raised
+    assert isinstance(err.value, UserError) and isinstance(err.value, RuntimeError)
+    assert "'m-a-p/MERT-v1-95M'" in msg and f"'{revision}'" in msg
+    for phrase in says:
+        assert phrase in msg
+    assert "model.checkpoint=/path/to/snapshot" in msg
+    assert "\n" not in msg and "Traceback" not in msg and "Client Error" not in msg  # one paragraph, no HTTP dump
+    assert user_error_message(err.value) == msg  # what the command line prints, without a traceback
+
+
+def test_offline_unknown_revision_lists_what_the_cache_holds(tmp_path: Path) -> None:
+    """Offline, an unknown pin cannot be told from an undownloaded one: say what is cached and what would load."""
+    cached = "0123456789abcdef0123456789abcdef01234567"
+    asked = "fedcba9876543210fedcba9876543210fedcba98"
+    hub = tmp_path / "hub"
+    make_hub_cache(hub, "m-a-p/MERT-v1-95M", "v1-95m-tiny", commit=cached, refs={"main": cached})
+    with pytest.raises(hf_snapshot.HubSnapshotError) as err:
+        build(model_yaml("mert-v1-95m", revision=asked, cache_dir=str(hub)))
+    msg = str(err.value)
+    assert "'m-a-p/MERT-v1-95M'" in msg and f"'{asked}'" in msg and "HF_HUB_OFFLINE=1" in msg
+    assert f"cached for this model: {cached} (main)" in msg
+    assert f"model.revision={cached}" in msg and "model.revision=main" in msg
+    assert f"--cache-dir {hub}" in msg and "model.checkpoint=/path/to/snapshot" in msg
+    assert "\n" not in msg
+    # The fix it offers works: the cached commit loads.
+    assert build(model_yaml("mert-v1-95m", revision=cached, cache_dir=str(hub))).identity()["resolved_commit"] == cached
 
 
 def test_hub_prefers_safetensors_when_both_exist(tmp_path: Path) -> None:
@@ -195,8 +344,10 @@ def test_missing_hub_snapshot_error_names_repo_and_fix(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as err:
         build(cfg)
     msg = str(err.value)
+    assert isinstance(err.value, hf_snapshot.HubSnapshotError) and isinstance(err.value, UserError)
     assert "m-a-p/MERT-v1-330M" in msg and cfg.revision in msg
-    assert "HF_HUB_OFFLINE=1" in msg and "model.checkpoint=PATH" in msg
+    assert "HF_HUB_OFFLINE=1" in msg and "model.checkpoint=/path/to/snapshot" in msg
+    assert "cached for this model: nothing" in msg and "\n" not in msg
 
 
 def test_missing_local_folder_error_names_path_and_fix(tmp_path: Path) -> None:
@@ -204,6 +355,20 @@ def test_missing_local_folder_error_names_path_and_fix(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as err:
         build(model_yaml("mert-v1-95m", checkpoint=str(missing)))
     assert str(missing) in str(err.value) and "model.checkpoint=PATH" in str(err.value)
+    assert isinstance(err.value, UserError)  # printed without a traceback
+
+
+def test_weight_hash_describes_the_loaded_file(tmp_path: Path) -> None:
+    """Local checkpoint: no commit is known, the sha256 is of the file as loaded, even if it is replaced later."""
+    folder = copy_fixture("v0-tiny", tmp_path / "m")
+    loaded = hashlib.sha256((folder / "pytorch_model.bin").read_bytes()).hexdigest()
+    enc = build(model_yaml("mert-v0", checkpoint=str(folder)))
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state["encoder.layer_norm.bias"] = state["encoder.layer_norm.bias"] + 1.0
+    torch.save(state, folder / "pytorch_model.bin")
+    ident = enc.identity()
+    assert ident["weights_sha256"] == loaded
+    assert ident["resolved_commit"] is None and ident["revision"] is None and ident["source"] == "local"
 
 
 def test_unpadded_lengths_equal_no_lengths() -> None:

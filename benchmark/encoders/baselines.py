@@ -26,6 +26,7 @@ import torchaudio.transforms as T
 
 from benchmark.encoders.base import Encoder
 from benchmark.encoders.registry import register_encoder
+from benchmark.errors import ConfigError
 
 # Bumped whenever this module changes how features are computed, so cached features keyed by ``identity()``
 # are recomputed rather than silently reused.
@@ -51,7 +52,7 @@ def _check_dtype(cfg: Mapping[str, Any]) -> None:
     """The baselines are cheap and their weights are fp32: running them in half precision only adds error."""
     dtype = cfg.get("dtype", "fp32")
     if dtype not in ("fp32", "float32"):
-        raise ValueError(f"model {cfg.get('name')!r}: baseline encoders run in fp32 only, got dtype={dtype!r}")
+        raise ConfigError(f"model {cfg.get('name')!r}: baseline encoders run in fp32 only, got dtype={dtype!r}")
 
 
 def _check_inputs(waveforms: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -153,7 +154,7 @@ class HandcraftedEncoder(_FrozenEncoder):
         _check_dtype(cfg)
         feature = cfg.get("feature")
         if feature not in self.FEATURES:
-            raise ValueError(f"handcrafted feature must be one of {', '.join(self.FEATURES)}, got {feature!r}")
+            raise ConfigError(f"handcrafted feature must be one of {', '.join(self.FEATURES)}, got {feature!r}")
         self.feature: str = feature
         self.name = str(cfg.get("name", feature))
         self.sample_rate = int(cfg.get("sample_rate", 16000))
@@ -282,7 +283,7 @@ class CrepeEncoder(_FrozenEncoder):
         _check_dtype(cfg)
         capacity = cfg.get("capacity")
         if capacity not in self.CAPACITIES:
-            raise ValueError(f"crepe capacity must be one of {', '.join(self.CAPACITIES)}, got {capacity!r}")
+            raise ConfigError(f"crepe capacity must be one of {', '.join(self.CAPACITIES)}, got {capacity!r}")
         sample_rate = int(cfg.get("sample_rate", self.SAMPLE_RATE))
         if sample_rate != self.SAMPLE_RATE:
             raise ValueError(f"CREPE was trained on {self.SAMPLE_RATE} Hz audio; sample_rate={sample_rate} given")

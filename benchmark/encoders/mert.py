@@ -30,6 +30,7 @@ from benchmark.encoders.hf_snapshot import (
     local_snapshot,
 )
 from benchmark.encoders.registry import register_encoder
+from benchmark.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +83,18 @@ def _translate_mert(raw: Mapping[str, Any]) -> dict[str, Any]:
     Refuses what stock HubertModel cannot reproduce instead of silently computing something else.
     """
     if raw.get("feature_extractor_cqt", False):
-        raise ValueError(
+        raise ConfigError(
             "config.json sets feature_extractor_cqt: true (the CQT input branch of MERT). No released m-a-p "
             "checkpoint uses it and the native loader does not implement it."
         )
     if raw.get("deepnorm", False):
-        raise ValueError(
+        raise ConfigError(
             "config.json sets deepnorm: true (MERT's DeepNorm encoder). No released m-a-p checkpoint uses it and "
             "the native loader does not implement it."
         )
     relax = raw.get("attention_relax", -1.0)
     if not isinstance(relax, (int, float)) or isinstance(relax, bool):
-        raise ValueError(f"config.json: attention_relax must be a number, got {relax!r}")
+        raise ConfigError(f"config.json: attention_relax must be a number, got {relax!r}")
     # attention_relax is accepted with any value: only the (refused) deepnorm encoder reads it, and the
     # operation it selects is softmax-invariant anyway.
     return _pass_through(raw, _HUBERT_KEYS, _MERT_ONLY_KEYS, family="MERT/HuBERT")
@@ -102,7 +103,7 @@ def _translate_mert(raw: Mapping[str, Any]) -> dict[str, Any]:
 def _translate_data2vec(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Data2VecAudioConfig kwargs for a music2vec ``config.json`` (already in transformers' own format)."""
     if raw.get("add_adapter", False):
-        raise ValueError(
+        raise ConfigError(
             "config.json sets add_adapter: true; the adapter changes the frame rate and is not part of music2vec, "
             "so the native loader refuses it."
         )
@@ -123,7 +124,7 @@ def _pass_through(
         and k not in _LEGACY_TRAINING_KEYS and k != "num_feat_extract_layers"
     )
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"config.json ({family}) has keys the native loader does not understand: {', '.join(unknown)}. "
             "Refusing to guess what they do."
         )
@@ -133,7 +134,7 @@ def _pass_through(
         n = raw.get("num_feat_extract_layers", len(conv_dim))
         lens = {len(conv_dim), len(kwargs.get("conv_kernel", conv_dim)), len(kwargs.get("conv_stride", conv_dim)), n}
         if len(lens) != 1:
-            raise ValueError(
+            raise ConfigError(
                 "config.json: conv_dim, conv_kernel, conv_stride and num_feat_extract_layers disagree on the number "
                 "of feature-extractor convolutions."
             )
@@ -149,7 +150,7 @@ def _model_family(raw: Mapping[str, Any]) -> str:
         return "hubert"
     if model_type == "data2vec-audio" or (model_type is None and any("Data2VecAudio" in a for a in archs)):
         return "data2vec"
-    raise ValueError(
+    raise ConfigError(
         f"config.json has model_type {model_type!r} (architectures {archs}); the mert encoder kind loads only "
         "MERT ('mert_model') and music2vec ('data2vec-audio') checkpoints."
     )
@@ -218,7 +219,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a flat dict of tensors (a model state_dict)")
+        raise ConfigError(f"{path}: expected a flat dict of tensors (a model state_dict)")
     return dict(state)
 
 
@@ -243,7 +244,7 @@ def _rename_weight_norm(state: dict[str, torch.Tensor], model_keys: set[str]) ->
                 if candidate in model_keys:
                     new_key = candidate
         if new_key in out:
-            raise ValueError(f"checkpoint holds both spellings of weight-norm tensor {new_key!r}")
+            raise ConfigError(f"checkpoint holds both spellings of weight-norm tensor {new_key!r}")
         out[new_key] = value
     return out
 
@@ -270,10 +271,10 @@ def load_weights_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], 
     if wrong:
         problems.append("wrong shapes: " + "; ".join(wrong))
     if problems:
-        raise ValueError(f"weights in {source} do not fit the architecture in config.json: " + " | ".join(problems))
+        raise ConfigError(f"weights in {source} do not fit the architecture in config.json: " + " | ".join(problems))
     non_float = [k for k, v in state.items() if not v.is_floating_point()]
     if non_float:
-        raise ValueError(f"weights in {source}: non-floating-point tensors {', '.join(sorted(non_float))}")
+        raise ConfigError(f"weights in {source}: non-floating-point tensors {', '.join(sorted(non_float))}")
     model.load_state_dict(state, strict=True)
 
 
@@ -318,9 +319,8 @@ class MertEncoder(Encoder):
         self.frame_rate = self.sample_rate / self.hop
         self.context_seconds = float(context_seconds)
         self.dtype_name = dtype
-        self._identity_base = identity_base
-        self._weights_path = weights_path
-        self._weights_sha256: str | None = None
+        self._identity_base = dict(identity_base)
+        self.weights_path = weights_path
 
     # ---- preprocessing ----
     def normalize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -394,12 +394,17 @@ class MertEncoder(Encoder):
 
     # ---- identity ----
     def identity(self) -> dict[str, Any]:
-        """Registry name, source (repo, revision, resolved commit) and content hashes of config and weights."""
+        """What produced this encoder's features, for the run record and the feature-cache key.
+
+        Pretrained: ``source`` (``hub`` or ``local``), ``hub_id``, ``revision`` (what was asked for, ``None`` for
+        a local folder), ``resolved_commit`` (the commit the files actually came from: the cache's
+        ``snapshots/<commit>`` folder, so ``main`` is recorded as the commit it pointed at; ``None`` for a local
+        folder that is not such a folder), ``weights_file``, and the sha256 of config, preprocessor config and
+        weights. The weight hash is taken when the model is built, from the file that was loaded, so it
+        describes those bytes even if the file is replaced later. Random init: arch, seed, config hashes and
+        library versions. Always: ``name``, ``kind``, ``dtype``.
+        """
         ident = dict(self._identity_base)
-        if self._weights_path is not None:
-            if self._weights_sha256 is None:
-                self._weights_sha256 = file_sha256(self._weights_path)
-            ident["weights_sha256"] = self._weights_sha256
         ident["dtype"] = self.dtype_name
         return ident
 
@@ -409,24 +414,24 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read JSON file {path}: {exc}") from exc
+        raise ConfigError(f"cannot read JSON file {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ConfigError(f"{path}: expected a JSON object")
     return data
 
 
 def _check_preprocessor(pre: Mapping[str, Any], raw: Mapping[str, Any], where: str) -> None:
     """Refuse preprocessor settings this encoder does not reproduce, and rate clashes with config.json."""
     if "sampling_rate" not in pre:
-        raise ValueError(f"{where}: preprocessor_config.json has no sampling_rate")
+        raise ConfigError(f"{where}: preprocessor_config.json has no sampling_rate")
     if int(pre.get("feature_size", 1)) != 1:
-        raise ValueError(f"{where}: feature_size {pre['feature_size']} != 1 (mono waveform input expected)")
+        raise ConfigError(f"{where}: feature_size {pre['feature_size']} != 1 (mono waveform input expected)")
     if float(pre.get("padding_value", 0.0)) != 0.0:
-        raise ValueError(f"{where}: padding_value {pre['padding_value']} != 0 is not supported")
+        raise ConfigError(f"{where}: padding_value {pre['padding_value']} != 0 is not supported")
     if pre.get("padding_side", "right") != "right":
-        raise ValueError(f"{where}: padding_side {pre['padding_side']!r} is not supported (right padding only)")
+        raise ConfigError(f"{where}: padding_side {pre['padding_side']!r} is not supported (right padding only)")
     if "sample_rate" in raw and int(raw["sample_rate"]) != int(pre["sampling_rate"]):
-        raise ValueError(
+        raise ConfigError(
             f"{where}: config.json sample_rate {raw['sample_rate']} disagrees with preprocessor_config.json "
             f"sampling_rate {pre['sampling_rate']}"
         )
@@ -437,7 +442,7 @@ def _arch_files(arch: str) -> tuple[Path, Path]:
     pre = ARCH_DIR / f"{arch}.preprocessor_config.json"
     if not config.is_file() or not pre.is_file():
         known = sorted(p.stem for p in ARCH_DIR.glob("*.json") if not p.name.endswith(".preprocessor_config.json"))
-        raise ValueError(f"unknown model.arch {arch!r}; available: {', '.join(known)}")
+        raise ConfigError(f"unknown model.arch {arch!r}; available: {', '.join(known)}")
     return config, pre
 
 
@@ -458,7 +463,7 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
     name = str(model_cfg.get("name") or model_cfg.get("hub_id") or "mert")
     dtype_name = str(model_cfg.get("dtype") or "fp32")
     if dtype_name not in DTYPES:
-        raise ValueError(f"model.dtype={dtype_name!r}: choose one of {', '.join(DTYPES)}")
+        raise ConfigError(f"model.dtype={dtype_name!r}: choose one of {', '.join(DTYPES)}")
     context_seconds = model_cfg.get("context_seconds")
     identity: dict[str, Any] = {"name": name, "kind": "mert"}
 
@@ -466,7 +471,7 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
     if model_cfg.get("random_init", False):
         arch = model_cfg.get("arch")
         if not arch:
-            raise ValueError("model.random_init=true needs model.arch (a file name under benchmark/encoders/arch/)")
+            raise ConfigError("model.random_init=true needs model.arch (a file name under benchmark/encoders/arch/)")
         seed = int(model_cfg.get("seed", 0) or 0)
         config_path, pre_path = _arch_files(str(arch))
         raw = _read_json(config_path)
@@ -490,6 +495,9 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
         pre = _read_json(snapshot.preprocessor_path)
         _check_preprocessor(pre, raw, str(snapshot.folder))
         model = build_hf_model(raw, init_seed=None)
+        # Hashed now, next to the load, rather than when identity() is first asked: the record must describe the
+        # bytes that were loaded, and a cache entry replaced later (another revision downloaded) must not change it.
+        weights_sha256 = file_sha256(snapshot.weights_path)
         load_weights_strict(model, read_state_dict(snapshot.weights_path), source=str(snapshot.weights_path))
         weights_path = snapshot.weights_path
         identity.update(
@@ -498,13 +506,17 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
             hub_id=model_cfg.get("hub_id"),
             # The requested revision only means something when the files came from the hub (cache).
             revision=snapshot.revision,
+            # What the revision resolved to (a branch such as main is recorded as its commit); None for a local
+            # folder unless that folder is itself a hub-cache snapshots/<commit> folder.
             resolved_commit=snapshot.commit,
             # No local path here: the identity keys the feature cache, and a path would make it machine-specific.
             weights_file=snapshot.weights_path.name,
+            weights_sha256=weights_sha256,
             config_sha256=bytes_sha256(snapshot.config_path.read_bytes()),
             preprocessor_sha256=bytes_sha256(snapshot.preprocessor_path.read_bytes()),
         )
-        log.info("%s: weights %s", name, snapshot.weights_path)
+        log.info("%s: weights %s (commit %s, sha256 %s)", name, snapshot.weights_path, snapshot.commit or "unknown",
+                 weights_sha256)
 
     model.to(DTYPES[dtype_name])
     if context_seconds is None:
@@ -527,17 +539,21 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
 
 
 def _resolve_snapshot(model_cfg: Mapping[str, Any]) -> Snapshot:
-    """The snapshot a config points at: ``checkpoint`` folder if set, else the hub (cache) at ``revision``."""
+    """The snapshot a config points at: ``checkpoint`` folder if set, else the hub (cache) at ``revision``.
+
+    A revision that is not a commit hash (``main``, a tag) is accepted, with a warning: it is the way out when a
+    pinned commit is no longer on the hub, and the record stays exact because it stores the resolved commit.
+    """
     hub_id = model_cfg.get("hub_id")
     checkpoint = model_cfg.get("checkpoint")
     if checkpoint:
         return local_snapshot(checkpoint, hint=str(hub_id) if hub_id else "")
     if not hub_id:
-        raise ValueError("model config needs either checkpoint (a local folder) or hub_id (a Hugging Face repo)")
+        raise ConfigError("model config needs either checkpoint (a local folder) or hub_id (a Hugging Face repo)")
     revision = str(model_cfg.get("revision") or "main")
     if not is_commit_hash(revision):
-        log.warning("%s: revision %r is not a commit hash; the resolved commit is recorded in identity()",
-                    hub_id, revision)
+        log.warning("%s: revision %r is not a commit hash, so later runs may get other files; the commit it "
+                    "resolves to is recorded as resolved_commit", hub_id, revision)
     return hub_snapshot(str(hub_id), revision, cache_dir=model_cfg.get("cache_dir"))
 
 
