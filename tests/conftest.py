@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Everything the tests read lives in the repository (tests/fixtures/, each folder with its PROVENANCE.md).
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mert"
 GTZAN_RHYTHM = REPO_ROOT / "tests" / "fixtures" / "gtzan_rhythm"
+REFDATA = REPO_ROOT / "tests" / "fixtures" / "refdata"  # trimmed copies of the reference annotation/split files
 
 
 @pytest.fixture

@@ -26,11 +26,11 @@ from benchmark.tasks.download import ChecksumMismatchError
 from benchmark.tasks.emomusic import (
     EmoMusic, artist_key, artist_split, parse_minsec, read_csv_rows, read_songs, read_split_manifest, song_split,
 )
-from tests.conftest import FIXTURES, SHARED
+from tests.conftest import FIXTURES, REFDATA
 
-REFDATA = SHARED / "refdata"
 DERIVED_CSV = REFDATA / "emomusic" / "DERIVED_static_annotations_from_jukemir.csv"
-JUKEMIR_JSON = REFDATA / "jukemir" / "metadata" / "emomusic.json.gz"
+# jukemir's emomusic.json.gz slimmed to the fields read here (split, y, clip.clip_offset); see its PROVENANCE.md.
+JUKEMIR_JSON = REFDATA / "jukemir" / "metadata" / "emomusic.slim.json.gz"
 
 INFO_HEADER = ["song_id", "file_name", "Artist", "Song title", "start of the segment (min.sec)",
                "end of the segment (min.sec)", "Genre", "Mediaeval 2013 set"]

@@ -26,9 +26,8 @@ import benchmark.tasks.giantsteps_key as gk
 from benchmark.audio import window_bounds
 from benchmark.metrics import compute_metrics
 from benchmark.runner import window_spec
-from tests.conftest import REPO_ROOT, SHARED
+from tests.conftest import REFDATA, REPO_ROOT
 
-REFDATA = SHARED / "refdata"
 GS_REPO = REFDATA / "giantsteps_key"        # byte copies of GiantSteps/giantsteps-key-dataset (no audio)
 MTG_REPO = REFDATA / "giantsteps_mtg_key"   # byte copies of GiantSteps/giantsteps-mtg-key-dataset (no audio)
 JUKEMIR = REFDATA / "jukemir" / "metadata" / "giantsteps_clips.json.gz"

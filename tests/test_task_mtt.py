@@ -27,9 +27,8 @@ import benchmark.tasks.mtt as mtt
 from benchmark.runner import run
 from benchmark.tasks.base import DatasetMissingError
 from benchmark.tasks.download import ChecksumMismatchError
-from tests.conftest import FIXTURES, SHARED
+from tests.conftest import FIXTURES, REFDATA
 
-REFDATA = SHARED / "refdata"
 JUKEMIR_META = REFDATA / "jukemir" / "metadata" / "magnatagatune.json.gz"
 LEE_TOP50 = REFDATA / "magnatagatune" / "jongpillee_MTAT_split" / "top50_tags.txt"
 

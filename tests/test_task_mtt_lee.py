@@ -2,7 +2,8 @@
 
 Why: the ``*_list_pub.cP`` files are Python-2 pickles; loading them with ``pickle.load`` would run any callable a
 tampered copy names. tasks/safe_pickle.py reads them without executing anything, and this file proves both halves:
-the real files load (with the counts the refdata README gives) and a malicious pickle is refused before it runs.
+the real files load (with the counts refdata/magnatagatune/PROVENANCE.md gives) and a malicious pickle is refused
+before it runs.
 The cross-check then ties our committed split (datasets/mtt/clips.csv, jukemir / MARBLE v1) to Lee's: valid and
 test are the same clips once the tag-less ones are dropped, and train differs by exactly clips 29, 11268, 11269.
 """
@@ -22,15 +23,14 @@ import pytest
 import benchmark.tasks.mtt as mtt
 import benchmark.tasks.safe_pickle as safe_pickle
 from benchmark.tasks.safe_pickle import UnsafePickleError, load_pickled_list
-from tests.conftest import SHARED
+from tests.conftest import REFDATA
 
-LEE = SHARED / "refdata" / "magnatagatune" / "jongpillee_MTAT_split"
-JUKEMIR_META = SHARED / "refdata" / "jukemir" / "metadata" / "magnatagatune.json.gz"
+LEE = REFDATA / "magnatagatune" / "jongpillee_MTAT_split"
+JUKEMIR_META = REFDATA / "jukemir" / "metadata" / "magnatagatune.json.gz"
 LEE_COUNTS = {"train": 15_244, "valid": 1_529, "test": 4_332}
-# Clips in jukemir's train with tags but not in Lee's (American Bach Soloists, BWV 18; see the refdata README).
+# Clips in jukemir's train with tags but not in Lee's (American Bach Soloists, BWV 18; see
+# tests/fixtures/refdata/magnatagatune/PROVENANCE.md).
 ONLY_IN_OURS_TRAIN = {"29", "11268", "11269"}
-
-needs_refdata = pytest.mark.skipif(not LEE.is_dir(), reason="refdata (Lee's MTAT split) not available")
 
 
 def lee_mp3_paths(split: str) -> list[str]:
@@ -110,7 +110,6 @@ def test_a_truncated_pickle_is_an_unpickling_error(tmp_path: Path) -> None:
 
 
 # --- Lee's real files --------------------------------------------------------------------------------------------
-@needs_refdata
 def test_lee_split_files_load_with_the_published_counts() -> None:
     folder_of = {"train": "0123456789ab", "valid": "c", "test": "def"}
     seen: set[str] = set()
@@ -124,7 +123,6 @@ def test_lee_split_files_load_with_the_published_counts() -> None:
         seen |= set(paths)
 
 
-@needs_refdata
 def test_lee_valid_and_test_equal_our_manifest_without_the_tagless_clips() -> None:
     with gzip.open(JUKEMIR_META, "rt", encoding="utf-8") as f:
         meta = json.load(f)
@@ -147,7 +145,6 @@ def test_lee_valid_and_test_equal_our_manifest_without_the_tagless_clips() -> No
         assert "bwv_18" in meta[f"{int(clip_id):05d}"]["extra"]["mp3_path"]
 
 
-@needs_refdata
 def test_lee_labels_and_tag_list_agree_with_ours() -> None:
     """Same 50 tags (Lee writes camelCase); the orders differ only at the 505-positive tie (columns 47/48)."""
     def spaced(tag: str) -> str:
