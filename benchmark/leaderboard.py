@@ -35,7 +35,7 @@ import pandas as pd
 
 from benchmark.cache import config_checksum
 from benchmark.metrics import higher_is_better
-from benchmark.record import LOCATION_KEYS
+from benchmark.record import protocol_fields
 from benchmark.resources import config_dir, reference_dir
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,7 @@ def shared_settings(record: dict[str, Any]) -> dict[str, Any]:
     config = record.get("config")
     if not isinstance(config, dict):
         return {"protocol_checksum": record["protocol_checksum"]}
-    skip = {"task", "model", "seed", *LOCATION_KEYS}
-    return flatten({k: v for k, v in config.items() if k not in skip and not k.startswith("_")})
+    return flatten({k: v for k, v in protocol_fields(config).items() if k not in ("task", "model", "seed")})
 
 
 @dataclass(frozen=True)

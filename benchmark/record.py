@@ -51,8 +51,9 @@ def suite_revision() -> str | None:
 EXECUTION_TRAINER_DEFAULTS = {"devices": 1, "accelerator": "auto", "num_nodes": None, "strategy": None}
 
 
-def run_checksum(config: dict[str, Any]) -> str:
-    """Checksum of the settings that define a run's result (file locations and process layout excluded)."""
+def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings that define a run's result: the config without file locations, and with the process layout
+    set to the values of configs written before it existed (so records from before and after group together)."""
     fields = {k: v for k, v in config.items() if k not in LOCATION_KEYS and not k.startswith("_")}
     if isinstance(fields.get("trainer"), dict):
         trainer = dict(fields["trainer"])
@@ -62,7 +63,12 @@ def run_checksum(config: dict[str, Any]) -> str:
             elif key in trainer:
                 trainer[key] = value
         fields["trainer"] = trainer
-    return config_checksum(fields)
+    return fields
+
+
+def run_checksum(config: dict[str, Any]) -> str:
+    """Checksum of the settings that define a run's result (file locations and process layout excluded)."""
+    return config_checksum(protocol_fields(config))
 
 
 def record_path(results_dir: Path, config: dict[str, Any]) -> Path:

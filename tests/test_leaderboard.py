@@ -348,3 +348,17 @@ def test_end_to_end_runs_write_records_the_leaderboard_reads(compose_config, tmp
         missing = set(committed) - set(record)
         assert not missing, f"the runner no longer writes {sorted(missing)}: regenerate tests/fixtures/records"
         assert set(committed["selected"]) <= set(record["selected"])
+
+
+def test_records_from_before_and_after_the_process_layout_keys_share_a_protocol():
+    """A record written before trainer.num_nodes / trainer.strategy existed and one written after (single
+    process) group in one protocol, as their checksums already do."""
+    from benchmark.leaderboard import shared_settings
+
+    old = {"trainer": {"max_epochs": 100, "patience": 10, "devices": 1}, "probe": {"name": "mlp"}, "seed": 0,
+           "task": {"name": "a"}, "model": {"name": "m"}, "cache_dir": "/x"}
+    new = {**old, "trainer": {**old["trainer"], "num_nodes": 1, "strategy": "ddp", "devices": 2}, "seed": 1,
+           "task": {"name": "b"}, "cache_dir": "/y"}
+    assert shared_settings({"config": old}) == shared_settings({"config": new})
+    other = {**old, "trainer": {**old["trainer"], "patience": 20}}
+    assert shared_settings({"config": other}) != shared_settings({"config": old})
