@@ -28,6 +28,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from benchmark.processes import pid_alive
+
 # 2: rows in canonical (track, window, frame) order, written through shards. Part of every cache key, so a
 # cache written by an older layout is never read as if it were current.
 CACHE_FORMAT_VERSION = 2
@@ -71,17 +73,6 @@ def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:
     os.replace(tmp, path)
     if durable:
         _fsync_dir(path.parent)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine (temporary names carry their writer's pid)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

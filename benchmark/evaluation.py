@@ -3,24 +3,29 @@
 A row is what the probe sees: a window of a clip-level task (window predictions are averaged per track before
 scoring) or a frame of a frame-level task (frames are decoded per track, e.g. into beat times). The probe and
 the sweep only know this interface, so a new kind of task brings its evaluator and reuses all the training code.
+Evaluators are built by the task's kind (:mod:`benchmark.kinds`), which also declares the direction of the
+primary metric they name.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
-from benchmark.metrics import PRIMARY_METRIC, compute_metrics
+from benchmark.kinds.base import get_kind
 
-# Loss of each clip-level task type; frame-level tasks name theirs (beats are per-frame binary: "bce").
-LOSS_BY_TASK_TYPE: dict[str, str] = {
-    "multiclass": "cross_entropy", "key": "cross_entropy", "multilabel": "bce", "regression": "mse",
-}
+if TYPE_CHECKING:
+    from benchmark.kinds.clip import ClipKind
 
 
 class Evaluator(Protocol):
-    """Scores every head from its row outputs ``[heads, rows, outputs]`` (after the output activation)."""
+    """Scores every head from its row outputs ``[heads, rows, outputs]`` (after the output activation).
+
+    ``primary`` names the metric that selection reads; it must be a metric a registered kind declares
+    (:func:`benchmark.kinds.metric`), which gives its direction: the probe refuses a name it cannot look up
+    rather than assume that larger is better.
+    """
 
     primary: str
 
@@ -38,15 +43,20 @@ def average_per_track(window_scores: torch.Tensor, window_track: torch.Tensor, n
 
 
 class ClipEvaluator:
-    """Clip-level tasks: average window predictions per track, then :func:`~benchmark.metrics.compute_metrics`."""
+    """Clip-level tasks: average window predictions per track, then the kind's ``compute_metrics``.
 
-    def __init__(self, task_type: str, labels: list[str], window_track: np.ndarray, track_targets: np.ndarray):
-        self.task_type, self.labels = task_type, list(labels)
-        self.primary = PRIMARY_METRIC[task_type]
+    ``kind`` is a :class:`~benchmark.kinds.ClipKind` or its name (``"multiclass"``...).
+    """
+
+    def __init__(self, kind: "str | ClipKind", labels: list[str], window_track: np.ndarray,
+                 track_targets: np.ndarray):
+        self.kind = get_kind(kind) if isinstance(kind, str) else kind
+        self.task_type, self.labels = self.kind.name, list(labels)
+        self.primary = self.kind.primary.name
         self.window_track = torch.as_tensor(window_track, dtype=torch.long)
         self.track_targets = track_targets
 
     def __call__(self, row_scores: torch.Tensor) -> list[dict[str, float]]:
         track_scores = average_per_track(row_scores, self.window_track, len(self.track_targets))
-        return [compute_metrics(self.task_type, self.track_targets, track_scores[h].numpy(), self.labels)
+        return [self.kind.compute_metrics(self.track_targets, track_scores[h].numpy(), self.labels)
                 for h in range(track_scores.shape[0])]

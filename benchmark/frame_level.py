@@ -47,23 +47,16 @@ from benchmark.errors import ConfigError
 from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from benchmark.extract import Pooling, drop_featureless, load_or_extract
+from benchmark.feature_store import extraction_settings, feature_cache
+from benchmark.targets import BeatTarget
 from benchmark.probe_data import ProbeData
 from benchmark.tasks.base import SPLITS, Task, Track
 
 BEAT_METRICS: tuple[str, ...] = ("f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure")
-"""Metrics of a beat task; ``f_measure`` (beats, 70 ms) is the primary one (selection and headline)."""
+"""Metrics of a beat task; ``f_measure`` (beats, 70 ms) is the primary one (selection and headline). The ``beat``
+kind (:class:`benchmark.kinds.BeatKind`) declares the same names with their direction (all higher-is-better);
+this module computes them and does not import the kind, which routes to it."""
 DECODERS: tuple[str, ...] = ("dbn", "peaks")
-
-
-@dataclass(frozen=True)
-class BeatTarget:
-    """The annotation of one track: beat times and the downbeat times among them (seconds, ascending)."""
-
-    beats: tuple[float, ...]
-    downbeats: tuple[float, ...] = ()
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.beats, dtype=np.float64), np.asarray(self.downbeats, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------- frame layout
@@ -343,15 +336,21 @@ def frame_window_spec(spec: WindowSpec, encoder: Encoder) -> WindowSpec:
 
 def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task, layers: list[int]) -> FeatureCache:
     """The clip-level cache key (encoder, rate, windowing, dataset) with ``pooling: none`` and the layers kept."""
-    from benchmark.runner import feature_cache
-
     return feature_cache(cache_dir, encoder, spec, task, pooling="none", layers=[int(x) for x in layers])
 
 
 def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                      layers: list[int], config: dict[str, Any], console: Console,
                      positions: dict[str, list[int]] | None = None, ranks: Ranks = SINGLE_PROCESS) -> ProbeData:
-    """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators."""
+    """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators.
+
+    The task's kind (the ``beat`` kind, :class:`benchmark.kinds.BeatKind`) encodes the targets and builds the
+    frame targets, evaluators, loss, outputs and chance level from the functions of this module.
+    """
+    kind = task.kind
+    if kind.level != "frame":
+        raise ConfigError(f"task {task.name}: kind {kind.name} is {kind.level}-level, not frame-level; its task "
+                          f"class says level = {task.level!r}: leave level to the kind")
     spec = frame_window_spec(spec, encoder)
     cache = frame_cache(Path(config["cache_dir"]), encoder, spec, task, layers)
     task_cfg = dict(config.get("task") or {})
@@ -359,8 +358,6 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
                   f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks, whole; frames of layers "
                   f"{layers} at {encoder.frame_rate:g}/s; window {spec.window:g} s; cache {cache.dir}")
     pooling = Pooling(mode="none", layers=tuple(int(x) for x in layers))
-    from benchmark.runner import extraction_settings
-
     splits, extraction = load_or_extract(encoder, by_split, cache, spec, int(config["model"].get("batch_size", 8)),
                                          int(config.get("num_workers", 0)), console=console, pooling=pooling,
                                          ranks=ranks, **extraction_settings(config, positions))
@@ -369,22 +366,18 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
         splits[s], kept, indices[s] = drop_featureless(splits[s], cache.index(s))
         kept_tracks[s] = [by_split[s][i] for i in kept]
     by_split = kept_tracks
-    for tracks in by_split.values():
-        for t in tracks:
-            if not isinstance(t.target, BeatTarget):
-                raise TypeError(f"task {task.name}: track {t.track_id} has target {type(t.target).__name__}; "
-                                f"frame-level beat tasks give a BeatTarget")
+    targets = {s: kind.encode_targets(task, by_split[s]) for s in SPLITS}  # refuses a target not a BeatTarget
     layouts = {s: frame_layout(indices[s], spec.window, encoder.sample_rate, encoder.frame_rate)
                for s in SPLITS}
-    targets = {s: [t.target for t in by_split[s]] for s in SPLITS}
     decoder = DecoderConfig.from_task_config(task_cfg)
     skip = float(task_cfg.get("eval_skip_seconds") or 0.0)
-    evaluators = {s: BeatEvaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip,
-                                   track_ids=[t.track_id for t in by_split[s]], cache_dir=cache.dir)
+    evaluators = {s: kind.build_evaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip,
+                                          track_ids=[t.track_id for t in by_split[s]], cache_dir=cache.dir)
                   for s in ("valid", "test")}
-    chance, tempo = metronome_chance(targets["train"], evaluators["test"])
-    train_y = split_targets(layouts["train"], targets["train"], encoder.frame_rate)
+    chance, tempo = kind.chance(targets["train"], evaluators["test"])
+    train_y = kind.frame_targets(layouts["train"], targets["train"], encoder.frame_rate)
     console.print(f"{len(train_y)} training frames ({int((train_y[:, 0] == 1).sum())} beat frames); decoder "
                   f"{decoder.decoder}; chance = a metronome at the median training tempo ({tempo:.1f} BPM)")
-    return ProbeData(splits=splits, train_targets=train_y, evaluators=evaluators, loss="bce", num_outputs=2,
-                     chance=chance, cache=cache, extraction=extraction, state_ids=list(layers))
+    return ProbeData(splits=splits, train_targets=train_y, evaluators=evaluators, loss=kind.loss,
+                     num_outputs=kind.num_outputs(task), chance=chance, cache=cache, extraction=extraction,
+                     state_ids=list(layers))

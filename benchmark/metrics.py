@@ -1,10 +1,14 @@
-"""Metrics for each task type, computed by the reference implementations (scikit-learn, mir_eval).
+"""Metrics of the clip-level task kinds, computed by the reference implementations (scikit-learn, mir_eval).
 
-Every number the suite reports goes through :func:`compute_metrics`, so that the choice of metric per task type
-(and the handling of its awkward cases, such as a tag with no positive example in a split) is made once, here.
-The functions are thin on purpose: scores must be comparable with published numbers, and those were computed with
-scikit-learn and mir_eval, so those libraries do the arithmetic and this module only validates inputs, decodes
-predictions and chooses what to average.
+Which metrics a task type reports, which one is primary and in which direction it is better are declared by its
+kind (:mod:`benchmark.kinds`); the arithmetic is here, once, with the handling of its awkward cases (such as a tag
+with no positive example in a split). The functions are thin on purpose: scores must be comparable with
+published numbers, and those were computed with scikit-learn and mir_eval, so those libraries do the arithmetic
+and this module only validates inputs, decodes predictions and chooses what to average.
+
+:func:`compute_metrics`, :func:`chance_score`, :func:`higher_is_better` and ``PRIMARY_METRIC`` take a task type or
+metric name and ask the kind registry (:mod:`benchmark.kinds.base`, imported when called: importing it registers
+the built-in kinds, which import the arithmetic below).
 """
 from __future__ import annotations
 
@@ -19,56 +23,46 @@ from sklearn.metrics import accuracy_score, average_precision_score, r2_score, r
 
 log = logging.getLogger(__name__)
 
-PRIMARY_METRIC: dict[str, str] = {
-    "multiclass": "accuracy",
-    "multilabel": "roc_auc",
-    "regression": "r2",
-    "key": "weighted_score",
-}
-"""The metric used for model selection (best layer, best epoch) and the headline number of each task type."""
-
-# Metrics where a larger value is better. Every metric computed here is of that kind; the table exists so that a
-# metric added later (an error, a loss) has to declare its direction instead of silently being maximised.
-_HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "roc_auc": True,
-    "average_precision": True,
-    "r2": True,
-    "weighted_score": True,
-    "tags_scored": True,
-    # beat tracking (mir_eval.beat), see benchmark/frame_level.py
-    "f_measure": True,
-    "cmlt": True,
-    "amlt": True,
-    "p_score": True,
-    "downbeat_f_measure": True,
-}
-
 # Sets of unscorable tags already reported: a validation split is scored every epoch, and one warning naming the
 # tags is useful while hundreds of identical ones are noise.
 _WARNED_UNSCORABLE: set[tuple[str, ...]] = set()
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (used to pick the best layer / checkpoint).
-
-    Per-target regression scores (``r2_<label>``) follow ``r2``. Names ending in ``loss`` are lower-is-better.
-    An unknown name raises ``KeyError`` rather than guessing a direction.
+    """Whether a larger value of ``metric`` is better, as the kind that reports it declares
+    (:func:`benchmark.kinds.metric`): per-target regression scores (``r2_<label>``) follow ``r2``, names ending in
+    ``loss`` are lower-is-better, and an unknown name raises ``KeyError`` rather than guessing a direction.
     """
-    if metric in _HIGHER_IS_BETTER:
-        return _HIGHER_IS_BETTER[metric]
-    if metric.startswith("r2_"):
-        return True
-    if metric.endswith("loss"):
-        return False
-    raise KeyError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(_HIGHER_IS_BETTER))}, r2_<label>")
+    from benchmark.kinds.base import metric as declared
+
+    return declared(metric).higher_is_better
+
+
+def __getattr__(name: str):
+    if name == "PRIMARY_METRIC":
+        # The primary metric of each kind scored from arrays (the clip-level kinds), read from the registry on
+        # access so that it can never disagree with what selection uses.
+        from benchmark.kinds.base import get_kind, kind_names
+
+        return {k: get_kind(k).primary.name for k in kind_names() if get_kind(k).level == "clip"}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _clip_kind(task_type: str):
+    from benchmark.kinds.base import get_kind
+
+    kind = get_kind(task_type)  # ValueError: unknown task type
+    if kind.level != "clip":
+        raise ValueError(f"task type {task_type!r} is {kind.level}-level: its evaluator scores it, not arrays of "
+                         f"one prediction per track")
+    return kind
 
 
 def compute_metrics(task_type: str, y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """All metrics of a task type for one split.
+    """All metrics of a clip-level task type for one split (what its kind's ``compute_metrics`` returns).
 
     Args:
-        task_type: ``multiclass``, ``multilabel``, ``regression`` or ``key``.
+        task_type: ``multiclass``, ``multilabel``, ``regression``, ``key`` or another registered clip-level kind.
         y_true: class indices ``[N]`` (multiclass, key), multi-hot ``{0, 1}`` ``[N, C]`` (multilabel) or targets
             ``[N, T]`` (regression).
         y_score: ``[N, C]`` scores (probabilities or logits; only their order per row or per column matters) for
@@ -77,23 +71,12 @@ def compute_metrics(task_type: str, y_true: np.ndarray, y_score: np.ndarray, lab
             strings (``"C major"``, ``"Db minor"``).
 
     Returns:
-        Metric name to value; :data:`PRIMARY_METRIC` names the headline one of each type.
+        Metric name to value; the kind's ``primary`` names the headline one.
 
     Raises:
         ValueError: on an unknown task type, mismatched shapes, non-finite values or out-of-range labels.
     """
-    y_true = np.asarray(y_true)
-    y_score = np.asarray(y_score)
-    labels = list(labels)
-    if task_type == "multiclass":
-        return _multiclass(y_true, y_score, labels)
-    if task_type == "multilabel":
-        return _multilabel(y_true, y_score, labels)
-    if task_type == "regression":
-        return _regression(y_true, y_score, labels)
-    if task_type == "key":
-        return _key(y_true, y_score, labels)
-    raise ValueError(f"unknown task type {task_type!r}; expected one of {', '.join(PRIMARY_METRIC)}")
+    return _clip_kind(task_type).compute_metrics(y_true, y_score, labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -140,10 +123,10 @@ def _scores_2d(y_score: np.ndarray, n: int, labels: Sequence[str], what: str = "
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Task types
+# The metrics of each clip-level kind (see benchmark.kinds.clip)
 
 
-def _multiclass(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+def multiclass_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
     """Top-1 accuracy of the argmax of the scores (ties go to the lowest index, as ``np.argmax`` does)."""
     _check_nonempty(y_true)
     y = _class_indices(y_true, len(labels))
@@ -152,7 +135,7 @@ def _multiclass(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> d
     return {"accuracy": float(accuracy_score(y, pred))}
 
 
-def _multilabel(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+def multilabel_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
     """Macro ROC-AUC and macro average precision over the tags that can be scored in this split.
 
     A tag whose column in ``y_true`` is all 0 (or all 1) has no ROC curve and an undefined AP; sklearn would raise
@@ -194,7 +177,7 @@ def _multilabel(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> d
     }
 
 
-def _regression(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, float]:
+def regression_scores(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict[str, float]:
     """Coefficient of determination per target (``r2_<label>``) and its unweighted mean over targets (``r2``).
 
     Targets are scored separately (sklearn's ``multioutput="raw_values"``) so that one well-predicted target
@@ -250,7 +233,7 @@ def key_weight_matrix(labels: tuple[str, ...]) -> np.ndarray:
     return w
 
 
-def _key(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+def key_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
     """MIREX weighted key score (mean of :func:`mir_eval.key.weighted_score`) and exact-key accuracy.
 
     The estimate is the argmax key. Accuracy counts an estimate as right when mir_eval scores it 1.0, i.e. the same
@@ -272,17 +255,6 @@ def chance_score(task_type: str, train_targets: np.ndarray, test_targets: np.nda
 
     Classes (multiclass, key): the single class whose constant prediction scores best on train (the majority
     class for accuracy; for the key weighted score a near-by key can score better). Tags and regression targets:
-    the training mean. Scored with :func:`compute_metrics`, like every real prediction.
+    the training mean. Scored with :func:`compute_metrics`, like every real prediction. (The kind's ``chance``.)
     """
-    primary = PRIMARY_METRIC[task_type]
-    n_out = len(labels)
-    if task_type in ("multiclass", "key"):
-        def constant(y: np.ndarray, c: int) -> float:
-            scores = np.zeros((len(y), n_out))
-            scores[:, c] = 1.0
-            return compute_metrics(task_type, y, scores, labels)[primary]
-
-        best = max(range(n_out), key=lambda c: constant(train_targets, c))
-        return constant(test_targets, best)
-    mean = np.asarray(train_targets, dtype=np.float64).mean(axis=0)
-    return compute_metrics(task_type, test_targets, np.broadcast_to(mean, test_targets.shape).copy(), labels)[primary]
+    return _clip_kind(task_type).chance(train_targets, test_targets, labels)

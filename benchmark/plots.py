@@ -4,7 +4,9 @@ Why these plots: the suite's question is *which layer* knows what, so the per-la
 chose the layer, next to test, which only reports) are the primary result, and the learned weighted-sum weights
 show where the probe itself leaned. Every series has its own line style, marker and hatch as well as its colour,
 so the figures survive black-and-white printing. The functions return the ``Figure`` so tests can count the
-artists; :func:`plot_command` saves PNG and SVG under ``<results_dir>/plots/``.
+artists; :func:`plot_command` saves PNG and SVG under ``<results_dir>/plots/``. Records are read as typed
+:class:`~benchmark.run_record.RunRecord` objects through ``benchmark.leaderboard.records`` and grouped by
+``benchmark.leaderboard.grouping``, so the series carry the leaderboard's protocol ids and row labels.
 """
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from benchmark.leaderboard import (  # noqa: E402
-    WEIGHTED_SUM, Leaderboard, RowKey, build_leaderboard, group_records, layer_name, load_records,
-)
+from benchmark.leaderboard.build import build_leaderboard  # noqa: E402
+from benchmark.leaderboard.grouping import RowKey, group_records  # noqa: E402
+from benchmark.leaderboard.records import as_record, load_records  # noqa: E402
+from benchmark.leaderboard.table import Leaderboard  # noqa: E402
+from benchmark.run_record import WEIGHTED_SUM, RunRecord  # noqa: E402
 
 # (line style, marker, bar hatch) per series: distinguishable without colour.
 STYLES: tuple[tuple[Any, str, str], ...] = (
@@ -40,45 +44,46 @@ def _series_label(key: RowKey, several_protocols: bool) -> str:
 class Series:
     """One model (row key) on one task: per-layer valid/test scores over seeds and its weighted-sum weights."""
 
-    def __init__(self, label: str, records: list[dict[str, Any]], metric: str, scale: float) -> None:
+    def __init__(self, label: str, records: list[RunRecord], metric: str, scale: float) -> None:
         self.label, self.metric, self.seeds = label, metric, len(records)
-        layers = sorted({int(row["layer"]) for r in records for row in r["layers"] if row["layer"] is not None})
+        layers = sorted({row.layer for r in records for row in r.layers if row.layer is not None})
         self.layers = np.array(layers, dtype=float)
         self.valid = self._per_layer(records, "valid", layers, scale)
         self.test = self._per_layer(records, "test", layers, scale)
         self.ws_valid = self._ws(records, "valid", scale)
         self.ws_test = self._ws(records, "test", scale)
-        choices = Counter(layer_name(r["selected"]) for r in records)
+        choices = Counter(r.selected.name for r in records)
         best = max(choices.values())
         # the most common choice; ties go to the shallowest layer, the weighted sum last
         self.selected = min((c for c, n in choices.items() if n == best),
                             key=lambda c: math.inf if c == WEIGHTED_SUM else int(c))
         self.weights = self._weights(records)
 
-    def _per_layer(self, records, split: str, layers: list[int], scale: float) -> np.ndarray:
+    def _per_layer(self, records: list[RunRecord], split: str, layers: list[int], scale: float) -> np.ndarray:
         """``[seeds, layers]`` scores (NaN where a seed lacks a layer)."""
         out = np.full((len(records), len(layers)), np.nan)
         col = {layer: j for j, layer in enumerate(layers)}
         for i, r in enumerate(records):
-            for row in r["layers"]:
-                if row["layer"] is not None and self.metric in row[split]:
-                    out[i, col[int(row["layer"])]] = float(row[split][self.metric]) * scale
+            for row in r.layers:
+                scores = getattr(row, split)
+                if row.layer is not None and self.metric in scores:
+                    out[i, col[row.layer]] = float(scores[self.metric]) * scale
         return out
 
-    def _ws(self, records, split: str, scale: float) -> np.ndarray:
-        return np.array([float(row[split][self.metric]) * scale for r in records for row in r["layers"]
-                         if row["layer"] is None and self.metric in row[split]])
+    def _ws(self, records: list[RunRecord], split: str, scale: float) -> np.ndarray:
+        return np.array([float(getattr(row, split)[self.metric]) * scale for r in records for row in r.layers
+                         if row.layer is None and self.metric in getattr(row, split)])
 
     @staticmethod
-    def _weights(records) -> np.ndarray | None:
+    def _weights(records: list[RunRecord]) -> np.ndarray | None:
         """``[seeds, states]`` learned softmax weights of the weighted-sum head kept by selection (its lr)."""
         rows = []
         for r in records:
-            weights = r.get("layer_weights") or {}
-            ws_row = next((row for row in r["layers"] if row["layer"] is None), None)
+            weights = r.layer_weights
+            ws_row = next((row for row in r.layers if row.layer is None), None)
             if not weights or ws_row is None:
                 continue
-            name = f"{WEIGHTED_SUM}@lr={ws_row['lr']:g}"
+            name = f"{WEIGHTED_SUM}@lr={ws_row.lr:g}"
             rows.append(np.asarray(weights.get(name, next(iter(weights.values()))), dtype=float))
         if not rows or len({len(w) for w in rows}) != 1:
             return None
@@ -93,23 +98,23 @@ class Series:
         return mean, std
 
 
-def _task_series(records: Sequence[dict[str, Any]], task: str, scale: float) -> tuple[list[Series], str]:
+def _task_series(records: Sequence[RunRecord], task: str, scale: float) -> tuple[list[Series], str]:
     grouped = group_records(records)  # over all records: the same protocol ids and labels as the leaderboard
-    by_key: dict[RowKey, list[dict[str, Any]]] = {}
+    by_key: dict[RowKey, list[RunRecord]] = {}
     for record, key in grouped:
-        if record["task"] == task:
+        if record.task == task:
             by_key.setdefault(key, []).append(record)
     if not by_key:
         raise ValueError(f"no run records for task {task!r}")
     first = next(iter(by_key.values()))[0]
-    metric = first.get("primary_metric") or next(iter(first["selected"]["test"]))
+    metric = first.primary_metric or next(iter(first.selected.test))
     several = len(grouped.protocols) > 1
     series = [Series(_series_label(k, several), rs, metric, scale)
               for k, rs in sorted(by_key.items(), key=lambda kv: (kv[0].protocol, kv[0].label))]
     return series, metric
 
 
-def layer_figure(records: Sequence[dict[str, Any]], task: str, percent: bool = True) -> Figure:
+def layer_figure(records: Sequence[RunRecord], task: str, percent: bool = True) -> Figure:
     """Validation and test score per layer for every model of ``task``, and the learned layer weights.
 
     Artists carry a ``gid`` so that tests (and anyone post-editing an SVG) can find them:
@@ -117,6 +122,7 @@ def layer_figure(records: Sequence[dict[str, Any]], task: str, percent: bool = T
     ``selected:<series>`` (the layer chosen on validation) and ``weights:<series>`` (the bars).
     """
     scale = 100.0 if percent else 1.0
+    records = [as_record(r) for r in records]
     series, metric = _task_series(records, task, scale)
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), gridspec_kw={"width_ratios": [1, 1, 1.15]})
     ax_valid, ax_test, ax_weights = axes
@@ -147,8 +153,8 @@ def layer_figure(records: Sequence[dict[str, Any]], task: str, percent: bool = T
             if not math.isnan(sy):
                 ax.plot([sx], [sy], linestyle="none", marker="*", markersize=17, color=color,
                         markeredgecolor="black", markeredgewidth=1.0, zorder=5, gid=f"selected:{s.label}")
-        chance = [float(r["chance_level"]) * scale for r in records
-                  if r["task"] == task and r.get("chance_level") is not None]
+        chance = [float(r.chance_level) * scale for r in records
+                  if r.task == task and r.chance_level is not None]
         if split == "test" and chance:
             ax.axhline(float(np.mean(chance)), color="black", linestyle=(0, (1, 3)), linewidth=1.2, gid="chance")
         ax.set_title(f"{'validation' if split == 'valid' else 'test'} {metric}{unit}")
@@ -293,22 +299,19 @@ def save(fig: Figure, stem: Path) -> list[Path]:
 def plot_command(config: dict[str, Any], console=None) -> list[Path]:
     """Per-task layer figures for the requested tasks (default: all) and the heat map; returns the files."""
     from benchmark.console import make_console
-    from benchmark.leaderboard import _as_list
+    from benchmark.leaderboard.command import as_list, records_source
 
     console = console or make_console()
-    results_dir = Path(config.get("results_dir") or "results")
-    source = Path(config.get("records") or results_dir)
-    if not source.exists():
-        raise FileNotFoundError(f"no results folder {source}: run `python -m benchmark run ...` first")
+    results_dir, source = records_source(config)
     records = load_records(source)
-    models = _as_list(config.get("models"))
+    models = as_list(config.get("models"))
     if models:
-        records = [r for r in records if r["model"] in models]
+        records = [r for r in records if r.model in models]
     if not records:
         raise ValueError(f"no run records under {source}{f' for models {models}' if models else ''}; "
                          "records are written by `python -m benchmark run`")
-    tasks = _as_list(config.get("tasks")) or sorted({r["task"] for r in records})
-    known = {r["task"] for r in records}
+    tasks = as_list(config.get("tasks")) or sorted({r.task for r in records})
+    known = {r.task for r in records}
     missing = [t for t in tasks if t not in known]
     if missing:
         raise ValueError(f"no run records for task(s) {missing} under {source}; tasks with records: "

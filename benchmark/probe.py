@@ -4,7 +4,8 @@ as ONE LightningModule.
 Every head sees the same batch in the same step; the heads are stacked along a leading axis and computed with
 batched matrix products, so a sweep over 25 layers costs about as much as one probe. Selection (early stopping,
 best checkpoint, the chosen layer) reads validation only; test predictions are produced once, after training,
-from each head's best-on-validation weights.
+from each head's best-on-validation weights. "Best" is in the direction the primary metric's kind declares
+(:mod:`benchmark.kinds`): an error is minimised, a score maximised.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from benchmark.distributed import gather_rows
 from benchmark.evaluation import Evaluator
+from benchmark.kinds.base import Metric, metric
+from benchmark.kinds.losses import Loss, get_loss
 from benchmark.optim import HeadwiseAdam
 
 
@@ -43,33 +45,16 @@ def make_heads(layers: list[int], weighted_sum: bool, lrs: list[float]) -> list[
     return heads
 
 
-def output_activation(loss: str, logits: torch.Tensor) -> torch.Tensor:
-    """Turn raw head outputs into the scores that evaluators read (probabilities, or values for regression)."""
-    if loss == "cross_entropy":
-        return logits.softmax(-1)
-    if loss == "bce":
-        return logits.sigmoid()
-    return logits
+def output_activation(loss: "str | Loss", logits: torch.Tensor) -> torch.Tensor:
+    """Turn raw head outputs into the scores that evaluators read (the loss's activation: probabilities, or values
+    for regression). Looked up at each call, so tests can wrap it."""
+    return get_loss(loss).activation(logits)
 
 
-def head_losses(loss: str, logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Per-head loss ``[H]`` for logits ``[H, B, C]``; summing them trains every head on its own loss.
-
-    ``reduction="mean"`` averages over the batch's rows (and outputs for bce/mse); ``"sum"`` sums over rows
-    (still averaging over outputs): DDP ranks sum their part of a batch and divide by the whole batch's rows.
-    """
-    H, B, C = logits.shape
-    if loss == "cross_entropy":
-        per_row = F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B)
-    elif loss == "bce":
-        per_row = F.binary_cross_entropy_with_logits(logits, target.expand(H, B, C), reduction="none")
-    elif loss == "mse":
-        per_row = F.mse_loss(logits, target.expand(H, B, C), reduction="none")
-    else:
-        raise ValueError(f"unknown probe loss {loss!r}; expected cross_entropy, bce or mse")
-    if reduction == "mean":
-        return per_row.mean(dim=tuple(range(1, per_row.dim())))
-    return (per_row if per_row.dim() == 2 else per_row.mean(dim=2)).sum(dim=1)
+def head_losses(loss: "str | Loss", logits: torch.Tensor, target: torch.Tensor,
+                reduction: str = "mean") -> torch.Tensor:
+    """Per-head loss ``[H]`` for logits ``[H, B, C]`` (see :meth:`benchmark.kinds.losses.Loss.head_losses`)."""
+    return get_loss(loss).head_losses(logits, target, reduction)
 
 
 def _head_generator(seed: int, head: HeadSpec, purpose: str = "init",
@@ -87,8 +72,10 @@ class LayerSweepProbe(L.LightningModule):
         num_states: hidden states per window (layers + 1).
         dim: feature width.
         num_outputs: classes, tags, regression targets or frame-level activations.
-        loss: ``cross_entropy``, ``bce`` or ``mse`` (see :data:`benchmark.evaluation.LOSS_BY_TASK_TYPE`).
-        evaluator: scores the validation rows of every head each epoch (selection reads nothing else).
+        loss: the kind's :class:`~benchmark.kinds.losses.Loss`, or its name (``cross_entropy``, ``bce``, ``mse``).
+        evaluator: scores the validation rows of every head each epoch (selection reads nothing else); its
+            ``primary`` metric, with the direction its kind declares, drives every head's best epoch, patience and
+            learning-rate halving.
         feature_mean, feature_std: ``[num_states, dim]`` training-set statistics used to standardise inputs.
         hidden: MLP hidden width (0 = linear probe).
         dropout: dropout after the hidden layer.
@@ -106,7 +93,7 @@ class LayerSweepProbe(L.LightningModule):
         num_states: int,
         dim: int,
         num_outputs: int,
-        loss: str,
+        loss: "str | Loss",
         evaluator: Evaluator,
         feature_mean: np.ndarray,
         feature_std: np.ndarray,
@@ -121,8 +108,10 @@ class LayerSweepProbe(L.LightningModule):
     ) -> None:
         super().__init__()
         self.heads = heads
-        self.loss, self.evaluator = loss, evaluator
+        self.loss, self.evaluator = get_loss(loss), evaluator
         self.primary = evaluator.primary
+        # The direction of "best" for every decision below; KeyError for a metric no kind declares (no guessing).
+        self.selection: Metric = metric(self.primary)
         self.hidden, self.dropout_p = hidden, dropout
         self.patience, self.lr_decay_patience, self.lr_decay_factor = patience, lr_decay_patience, lr_decay_factor
         self.weight_decay, self.seed = weight_decay, seed
@@ -149,7 +138,7 @@ class LayerSweepProbe(L.LightningModule):
             self.biases.append(torch.nn.Parameter(b))
         self.head_lr = torch.tensor([h.lr for h in heads], dtype=torch.float32)
         # per-head selection state, all on validation
-        self.best_score = np.full(H, -np.inf)
+        self.best_score = np.full(H, self.selection.worst)
         self.best_epoch = np.full(H, -1)
         self.bad_epochs = np.zeros(H, dtype=int)
         self.stopped = np.zeros(H, dtype=bool)
@@ -268,19 +257,19 @@ class LayerSweepProbe(L.LightningModule):
         scores = np.array([metrics[self.primary] for metrics in self.evaluator(row_scores)])
         self.history.append(scores.tolist())
         self._update_selection(scores)
-        self.log("valid_best", float(np.max(self.best_score)), prog_bar=True)
+        self.log("valid_best", self.selection.best_value(self.best_score), prog_bar=True)
         if self.stopped.all():
             self.trainer.should_stop = True
 
     def _update_selection(self, scores: np.ndarray) -> None:
-        """Per-head early stopping and best checkpoint, on the validation metric only."""
+        """Per-head early stopping and best checkpoint, on the validation metric only, in its direction."""
         epoch = len(self.history) - 1
         params = self._head_params()
         lrs = self._optimizer_head_lrs()
         for h, score in enumerate(scores):
             if self.stopped[h]:
                 continue
-            if score > self.best_score[h]:
+            if self.selection.better(score, self.best_score[h]):
                 self.best_score[h], self.best_epoch[h], self.bad_epochs[h] = score, epoch, 0
                 for best, p in zip(self._best_params, params):
                     idx = self._head_slot(h, p)

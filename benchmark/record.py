@@ -51,10 +51,25 @@ def suite_revision() -> str | None:
 EXECUTION_TRAINER_DEFAULTS = {"devices": 1, "accelerator": "auto", "num_nodes": None, "strategy": None}
 
 
+# The protocol checksum is computed from this explicit, versioned list, not from "the config minus some keys":
+# a setting added later is then outside the checksum unless it is listed here, so finished runs keep being found
+# and protocols do not split when the suite grows an execution setting.
+PROTOCOL_VERSION = 1
+# Top-level config entries that define what a run measures. Every key inside the task, model, probe and trainer
+# groups counts (less the execution keys above); the other top-level keys (LOCATION_KEYS, and any added later,
+# such as a logger) do not. Version 1 reproduces the checksums of every record written before the list existed.
+PROTOCOL_SECTIONS = ("task", "model", "probe", "trainer", "layers", "seed")
+# Keys added to a group after records existed, with the value that behaves as the suite did before the key
+# existed: at that value the key is left out of the checksum (so old and new records agree), any other value
+# counts. ``"probe.some_key": value``; add a key here in the change that introduces it.
+NEUTRAL_DEFAULTS: dict[str, Any] = {}
+
+
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings that define a run's result: the config without file locations, and with the process layout
-    set to the values of configs written before it existed (so records from before and after group together)."""
-    fields = {k: v for k, v in config.items() if k not in LOCATION_KEYS and not k.startswith("_")}
+    """The settings that define a run's result (see PROTOCOL_SECTIONS), with the process layout set to the values
+    of configs written before it existed and neutral-default keys dropped, so records from before and after
+    those keys group together."""
+    fields = {k: config[k] for k in PROTOCOL_SECTIONS if k in config}
     if isinstance(fields.get("trainer"), dict):
         trainer = dict(fields["trainer"])
         for key, value in EXECUTION_TRAINER_DEFAULTS.items():
@@ -63,6 +78,11 @@ def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
             elif key in trainer:
                 trainer[key] = value
         fields["trainer"] = trainer
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        group, _, key = dotted.partition(".")
+        section = fields.get(group)
+        if isinstance(section, dict) and key in section and section[key] == neutral:
+            fields[group] = {k: v for k, v in section.items() if k != key}
     return fields
 
 

@@ -9,26 +9,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 
 from benchmark.audio import WindowSpec
-from benchmark.cache import FeatureCache
 from benchmark.console import make_console
 from benchmark.distributed import (SINGLE_PROCESS, Ranks, distributed_settings, launch,
                                    processes_started_externally)
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
-from benchmark.evaluation import LOSS_BY_TASK_TYPE, ClipEvaluator
-from benchmark.extract import (DEFAULT_SHARD_TRACKS, ExtractionStats, drop_featureless, load_or_extract,
-                               track_key)
-from benchmark.metrics import chance_score
+from benchmark.extract import ExtractionStats, drop_featureless, load_or_extract
+from benchmark.kinds.clip import ClipKind, standardized_targets  # noqa: F401  (re-exported as before)
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
 from benchmark.errors import ConfigError, UserError, storage_error_message
+from benchmark.feature_store import (extraction_settings, feature_cache, shard_positions,
+                                     track_positions)
 from benchmark.report import print_table
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
+from benchmark.run_record import LayerScores, RunRecord, config_file_defaults
 from benchmark.sweep import (LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
                              train_sweep)
 from benchmark.tasks.base import SPLITS, Task, Track, check_dataset
@@ -179,37 +178,6 @@ def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
     return by_split, skipped, shard_positions(by_split, track_positions(tracks))
 
 
-def track_positions(tracks: list[Track]) -> dict[str, dict[str, int]]:
-    """Per split, track key -> position in the task's full split list (missing files included).
-
-    The extractor groups tracks into shards by this position, so a file dropped because it is missing (or was
-    deleted after it failed to decode) does not shift later tracks into other shards: their work is reused.
-    """
-    out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
-    for t in tracks:
-        split = out.setdefault(t.split, {})
-        split.setdefault(track_key(t), len(split))
-    return out
-
-
-def shard_positions(by_split: dict[str, list[Track]], known: dict[str, dict[str, int]]) -> dict[str, list[int]]:
-    """Positions of the usable tracks in their full split lists."""
-    return {s: [known[s][track_key(t)] for t in tr] for s, tr in by_split.items()}
-
-
-def extraction_settings(config: dict[str, Any], positions: dict[str, list[int]] | None) -> dict[str, Any]:
-    """Keyword arguments of :func:`~benchmark.extract.load_or_extract` that say how work is committed.
-
-    ``shard_tracks`` (configs/config.yaml, default 64) is how many tracks the extractor commits to the cache at a
-    time. It is an execution setting: record.LOCATION_KEYS leaves it out of the protocol checksum.
-    """
-    shard_tracks = config.get("shard_tracks", DEFAULT_SHARD_TRACKS)
-    if isinstance(shard_tracks, bool) or not isinstance(shard_tracks, int) or shard_tracks < 1:
-        raise ConfigError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1 (default "
-                          f"{DEFAULT_SHARD_TRACKS}: tracks committed to the cache together)")
-    return {"shard_tracks": shard_tracks, "positions": positions}
-
-
 def check_decoded(by_split: dict[str, list[Track]], skipped: dict[str, list[str]], extraction: ExtractionStats,
                   config: dict[str, Any], console: Console) -> dict[str, list[str]]:
     """Add the tracks whose audio could not be decoded to ``skipped``; stop when a split lost too many.
@@ -237,35 +205,18 @@ def check_decoded(by_split: dict[str, list[Track]], skipped: dict[str, list[str]
     return merged
 
 
-def feature_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task, pooling: str = "time_mean",
-                  **extra: Any) -> FeatureCache:
-    """The cache entry of everything that changes the features; ``extra`` adds fields (e.g. the layers kept)."""
-    return FeatureCache(cache_dir, {
-        "encoder": encoder.identity(),
-        "sample_rate": encoder.sample_rate,
-        "window": spec.as_dict(),
-        "pooling": pooling,
-        "dataset": task.dataset_identity(),
-        **extra,
-    })
-
-
-def standardized_targets(targets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Regression targets z-scored with train mean and population std, for every split.
-
-    The probe's MSE and learning rate then see unit-scale targets whatever the units (BPM, dB, Hz); R2 is unchanged
-    because the same affine map applies to targets and, through training, to predictions.
-    """
-    mean = targets["train"].mean(axis=0)
-    std = targets["train"].std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
-    return {s: ((y - mean) / std).astype(np.float32) for s, y in targets.items()}
-
-
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                     config: dict[str, Any], console: Console,
                     positions: dict[str, list[int]] | None = None, ranks: Ranks = SINGLE_PROCESS) -> ProbeData:
-    """Pooled window features of every layer (cached), window targets, and per-track evaluators."""
+    """Pooled window features of every layer (cached), window targets, and per-track evaluators.
+
+    Everything that depends on the task type comes from its kind (:mod:`benchmark.kinds`): the target encoding
+    and conditioning (regression targets z-scored), the evaluators, the loss and the chance level.
+    """
+    kind = task.kind
+    if not isinstance(kind, ClipKind):
+        raise ConfigError(f"task {task.name}: kind {kind.name} is {kind.level}-level, not clip-level; its task "
+                          f"class says level = {task.level!r}: leave level to the kind")
     cache = feature_cache(Path(config["cache_dir"]), encoder, spec, task)
     console.print(f"[bold]{task.name}[/] x [bold]{encoder.name}[/]: "
                   f"{', '.join(f'{s} {len(t)}' for s, t in by_split.items())} tracks; "
@@ -277,14 +228,12 @@ def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track
     for s in SPLITS:  # tracks whose audio could not be decoded have no features: they leave targets too
         splits[s], kept, _ = drop_featureless(splits[s])
         targets[s] = task.target_array([by_split[s][i] for i in kept])
-    if task.task_type == "regression":
-        targets = standardized_targets(targets)
-    evaluators = {s: ClipEvaluator(task.task_type, task.labels, splits[s].window_track, targets[s])
-                  for s in ("valid", "test")}
+    targets = kind.probe_targets(targets)
+    evaluators = {s: kind.build_evaluator(task.labels, splits[s].window_track, targets[s]) for s in ("valid", "test")}
     return ProbeData(
         splits=splits, train_targets=targets["train"][splits["train"].window_track], evaluators=evaluators,
-        loss=LOSS_BY_TASK_TYPE[task.task_type], num_outputs=task.num_outputs,
-        chance=chance_score(task.task_type, targets["train"], targets["test"], task.labels),
+        loss=kind.loss, num_outputs=kind.num_outputs(task),
+        chance=kind.chance(targets["train"], targets["test"], task.labels),
         cache=cache, extraction=extraction)
 
 
@@ -418,32 +367,32 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
 
     chance = data.chance
     print_table(console, task.name, encoder.name, primary, rows, selected, chance)
-    record = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "produced_by": "python -m benchmark run " + " ".join(config.get("_overrides", [])),
-        "task": task.name,
-        "task_type": task.task_type,
-        "model": encoder.name,
-        "seed": int(config["seed"]),
-        "primary_metric": primary,
-        "selected": _row_dict(selected),
-        "test_score": selected.test[primary],
-        "chance_level": chance,
-        "layers": [_row_dict(r) for r in rows],
-        "heads": [{"name": r.head.name, "layer": r.head.layer, "lr": r.head.lr, "best_epoch": r.best_epoch,
-                   "valid": r.valid, "test": r.test} for r in results],
-        "layer_weights": {h.name: w.tolist() for h, w in zip([h for h in heads if h.layer is None],
-                                                              model.layer_weights())},
-        "valid_history": model.history,
-        "encoder": encoder.identity(),
-        "dataset": task.dataset_identity(),
-        "split_sizes": {s: len(data.splits[s].track_ids) for s in by_split},
-        "skipped": skipped,
-        "flagged": {flag: {s: data.extraction.flagged.get(s, {}).get(flag, []) for s in SPLITS}
-                    for flag in ("padded_short", "non_finite")},
-        "window": spec.as_dict(),
-        "feature_cache": {"key": data.cache.key, "dir": str(data.cache.dir), "disk_bytes": data.cache.disk_bytes()},
-        "timings": {
+    record = RunRecord(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        produced_by="python -m benchmark run " + " ".join(config.get("_overrides", [])),
+        task=task.name,
+        task_type=task.task_type,
+        model=encoder.name,
+        seed=int(config["seed"]),
+        primary_metric=primary,
+        selected=LayerScores.from_dict(_row_dict(selected)),
+        test_score=selected.test[primary],
+        chance_level=chance,
+        layers=[LayerScores.from_dict(_row_dict(r)) for r in rows],
+        heads=[{"name": r.head.name, "layer": r.head.layer, "lr": r.head.lr, "best_epoch": r.best_epoch,
+                "valid": r.valid, "test": r.test} for r in results],
+        layer_weights={h.name: w.tolist() for h, w in zip([h for h in heads if h.layer is None],
+                                                           model.layer_weights())},
+        valid_history=model.history,
+        encoder=encoder.identity(),
+        dataset=task.dataset_identity(),
+        split_sizes={s: len(data.splits[s].track_ids) for s in by_split},
+        skipped=skipped,
+        flagged={flag: {s: data.extraction.flagged.get(s, {}).get(flag, []) for s in SPLITS}
+                 for flag in ("padded_short", "non_finite")},
+        window=spec.as_dict(),
+        feature_cache={"key": data.cache.key, "dir": str(data.cache.dir), "disk_bytes": data.cache.disk_bytes()},
+        timings={
             "total_seconds": trained - started,
             "extraction_seconds": data.extraction.seconds,
             "extraction_audio_seconds": data.extraction.audio_seconds,
@@ -451,11 +400,12 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
             "training_seconds": trained - extracted,
             "processes": ranks.world_size,
         },
-        "config": {k: v for k, v in config.items() if not k.startswith("_")},
-        "protocol_checksum": run_checksum({k: v for k, v in config.items() if k != "seed"}),
-        "versions": package_versions(),
-        "suite_revision": suite_revision(),
-    }
+        config={k: v for k, v in config.items() if not k.startswith("_")},
+        protocol_checksum=run_checksum({k: v for k, v in config.items() if k != "seed"}),
+        versions=package_versions(),
+        suite_revision=suite_revision(),
+        config_defaults=config_file_defaults(config),  # so the leaderboard never reads the checkout's configs
+    ).to_dict()
     write_record(out_path, record)
     checkpoint.unlink(missing_ok=True)
     console.print(f"record: {out_path}")

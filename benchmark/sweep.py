@@ -1,4 +1,8 @@
-"""Train a layer sweep with Lightning and turn it into per-layer scores and a validation-only selection."""
+"""Train a layer sweep with Lightning and turn it into per-layer scores and a validation-only selection.
+
+Every "best" here (the progress line, the learning rate per layer, the reported layer) is in the direction of the
+primary metric, as its kind declares it (:class:`benchmark.kinds.Metric`), like the probe's own early stopping.
+"""
 from __future__ import annotations
 
 import logging
@@ -18,7 +22,9 @@ from benchmark.cache import SplitFeatures
 from benchmark.distributed import SINGLE_PROCESS, DistributedSettings, Ranks, chunk_bounds
 from benchmark.errors import ConfigError  # noqa: F401  (re-exported: benchmark.sweep.ConfigError)
 from benchmark.evaluation import Evaluator
-from benchmark.probe import HeadSpec, LayerSweepProbe, make_heads
+from benchmark.kinds.base import Metric, metric
+from benchmark.kinds.losses import Loss, get_loss
+from benchmark.probe import HeadSpec, LayerSweepProbe
 
 log = logging.getLogger(__name__)
 # Lightning's start-up banner (GPU/TPU availability, tips) says nothing a benchmark user needs.
@@ -162,7 +168,7 @@ class EpochReport(L.Callback):
         if epoch % self.every and active == self._active:
             return
         self._active = active
-        best = int(np.argmax(module.best_score))
+        best = module.selection.best_index(module.best_score)
         self.console.print(
             f"epoch {epoch:3d}: best valid {module.primary} {module.best_score[best]:.4f} "
             f"({module.heads[best].name}); {active}/{len(module.heads)} heads training", highlight=False)
@@ -260,7 +266,7 @@ def train_sweep(
     splits: dict[str, SplitFeatures],
     train_targets: np.ndarray,
     evaluators: dict[str, Evaluator],
-    loss: str,
+    loss: "str | Loss",
     num_outputs: int,
     heads: list[HeadSpec],
     probe_cfg: dict[str, Any],
@@ -276,7 +282,8 @@ def train_sweep(
     """Train every head together, then score each head's best-on-validation weights on valid and test.
 
     ``train_targets`` holds one target per training row (window or frame); ``evaluators`` score the ``valid``
-    and ``test`` rows. Validation drives early stopping and checkpoints; test is scored once, at the end.
+    and ``test`` rows; ``loss`` is the kind's loss (or its name). Validation drives early stopping and checkpoints
+    (in the direction of the valid evaluator's primary metric); test is scored once, at the end.
     With ``checkpoint``, the sweep is saved there after every epoch and, when a checkpoint with the same
     ``checkpoint_tag`` exists, resumed from it (the result equals an uninterrupted run's: batches and dropout masks
     are seeded per epoch). The caller deletes the checkpoint once the result is safely stored.
@@ -295,7 +302,7 @@ def train_sweep(
     train, valid = splits["train"], splits["valid"]
     mean, std = feature_statistics(train.features) if probe_cfg.get("standardize", True) else (
         np.zeros(train.features.shape[1:], np.float32), np.ones(train.features.shape[1:], np.float32))
-    row_targets = train_targets.astype(np.int64 if loss == "cross_entropy" else np.float32)
+    row_targets = train_targets.astype(get_loss(loss).target_dtype)
     model = LayerSweepProbe(
         heads=heads, num_states=train.features.shape[1], dim=train.features.shape[2], num_outputs=num_outputs,
         loss=loss, evaluator=evaluators["valid"], feature_mean=mean, feature_std=std,
@@ -372,14 +379,20 @@ class LayerRow:
         return "weighted_sum" if self.layer is None else str(self.layer)
 
 
-def summarise(results: list[HeadResult], primary: str) -> tuple[list[LayerRow], LayerRow]:
-    """Collapse the learning-rate grid per layer and pick the selected row, both on validation on ``primary``."""
+def summarise(results: list[HeadResult], primary: "str | Metric") -> tuple[list[LayerRow], LayerRow]:
+    """Collapse the learning-rate grid per layer and pick the selected row, both on validation on ``primary``.
+
+    ``primary`` is a :class:`~benchmark.kinds.Metric` or a metric name a registered kind declares (its direction
+    is looked up; ``KeyError`` for an unknown name): a lower-is-better metric selects the minimum.
+    """
+    selection = primary if isinstance(primary, Metric) else metric(primary)
+    name = selection.name
     by_layer: dict[int | None, HeadResult] = {}
     for r in results:
         current = by_layer.get(r.head.layer)
-        if current is None or r.valid[primary] > current.valid[primary]:
+        if current is None or selection.better(r.valid[name], current.valid[name]):
             by_layer[r.head.layer] = r
     rows = [LayerRow(r.head.layer, r.head.lr, r.best_epoch, r.valid, r.test) for r in by_layer.values()]
     rows.sort(key=lambda row: (row.layer is None, row.layer or 0))
-    selected = max(rows, key=lambda row: row.valid[primary])  # first maximum: the shallowest on ties
+    selected = selection.best(rows, key=lambda row: row.valid[name])  # the first best: the shallowest on ties
     return rows, selected

@@ -2,21 +2,25 @@
 local copy of its dataset.
 
 A task knows its data (where the audio is, how the split is defined, how labels are encoded); it knows nothing
-about encoders or probes. The task type picks the loss and metrics (see :mod:`benchmark.metrics`).
+about encoders or probes. Its ``task_type`` names its kind (:mod:`benchmark.kinds`), which decides everything the
+type implies (target encoding, loss, output activation, evaluator, metrics and their direction, chance level,
+clip or frame level): a new task of an existing kind is its module, its config and its ``datasets/`` folder.
 """
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from benchmark.errors import UserError
 from benchmark.resources import manifest_root
 
-TaskType = Literal["multiclass", "multilabel", "regression", "key", "beat"]
+if TYPE_CHECKING:
+    from benchmark.kinds.base import TaskKind
+
+# The name of a registered task kind (benchmark.kinds): "multiclass", "multilabel", "regression", "key", "beat", ...
+TaskType = str
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 # The committed split manifests, label lists and checksums (``datasets/<task>/``), whatever ``data_root`` is.
 MANIFEST_ROOT = manifest_root()
@@ -38,8 +42,9 @@ def missing_dataset_message(task: str, folder: Path, layout: str, fetch: str) ->
 class Track:
     """One labelled audio item.
 
-    ``target`` is a class index (multiclass, key), a tuple of tag indices (multilabel) or a tuple of floats
-    (regression). ``offset``/``duration`` (seconds) select a clip of a longer file; ``None`` means all of it.
+    ``target`` is a class index (multiclass, key), a tuple of tag indices (multilabel), a tuple of floats
+    (regression) or a beat annotation (beat): what the task's kind encodes (``TaskKind.encode_targets``).
+    ``offset``/``duration`` (seconds) select a clip of a longer file; ``None`` means all of it.
     """
 
     track_id: str
@@ -55,7 +60,9 @@ class Task(abc.ABC):
 
     Subclasses set (as class attributes or in ``__init__``):
         name: task name as used on the command line (``task=<name>``).
-        task_type: one of ``multiclass``, ``multilabel``, ``regression``, ``key``.
+        task_type: the name of its kind (:mod:`benchmark.kinds`): ``multiclass``, ``multilabel``,
+            ``regression``, ``key`` or ``beat``. The kind brings the level (``clip`` or ``frame``), so a task
+            does not set ``level`` itself.
         labels: class names, tag names or regression target names (their order is the output order).
     ``cfg`` is the task's config section (window, hop, task-specific settings).
     """
@@ -63,13 +70,26 @@ class Task(abc.ABC):
     name: str = ""
     task_type: TaskType = "multiclass"
     labels: list[str] = []
-    # "clip": one target per track, features pooled per window; "frame": targets per encoder frame (beats).
-    level: ClassVar[str] = "clip"
     # The split sizes the field reports (checked against what is found on disk); None = no fixed sizes.
     expected_counts: ClassVar[dict[str, int] | None] = None
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         self.cfg: dict[str, Any] = dict(cfg or {})
+
+    @property
+    def kind(self) -> "TaskKind":
+        """The registered kind named by ``task_type`` (``ValueError`` naming the registered kinds otherwise)."""
+        # Only the registry, and only here: the kinds themselves import metric and evaluation code a task never
+        # needs (importing the registry registers the built-in kinds).
+        from benchmark.kinds.base import get_kind
+
+        return get_kind(self.task_type)
+
+    @property
+    def level(self) -> str:
+        """``clip`` (one target per track, features pooled per window) or ``frame`` (targets per encoder frame,
+        beats): the kind's level, so that a task cannot be routed to a data path its kind cannot score."""
+        return self.kind.level
 
     @property
     def num_outputs(self) -> int:
@@ -90,17 +110,10 @@ class Task(abc.ABC):
         """Everything about the dataset that changes the audio read for a track id (used in the cache key)."""
         return {"task": self.name}
 
-    def target_array(self, tracks: list[Track]) -> np.ndarray:
-        """Targets of ``tracks`` as one array: int ``[N]`` (multiclass, key), float ``[N, C]`` multi-hot
-        (multilabel) or float ``[N, T]`` (regression)."""
-        if self.task_type in ("multiclass", "key"):
-            return np.asarray([t.target for t in tracks], dtype=np.int64)
-        if self.task_type == "multilabel":
-            y = np.zeros((len(tracks), self.num_outputs), dtype=np.float32)
-            for i, t in enumerate(tracks):
-                y[i, list(t.target)] = 1.0
-            return y
-        return np.asarray([list(t.target) for t in tracks], dtype=np.float32).reshape(len(tracks), -1)
+    def target_array(self, tracks: list[Track]) -> Any:
+        """Targets of ``tracks`` as the kind encodes them: int ``[N]`` (multiclass, key), float ``[N, C]``
+        multi-hot (multilabel), float ``[N, T]`` (regression) or the list of beat annotations (beat)."""
+        return self.kind.encode_targets(self, tracks)
 
     def fetch_command(self) -> str:
         """The command that fetches (or prints how to fetch) this task's data."""

@@ -63,6 +63,9 @@ class CustomTask(Task):
     """A researcher's own dataset: audio files listed in a CSV with split and labels or targets."""
 
     name = "custom"
+    # Every type a manifest can give (TYPES) is a clip-level kind; said here because the level is asked for before
+    # the manifest is read (the pair check of the runner), while task_type is still "auto".
+    level = "clip"
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)

@@ -195,7 +195,6 @@ class GTZAN(Task):
     name = "gtzan"
     task_type = "multiclass"
     labels = list(GTZAN_GENRES)
-    level = "clip"
     expected_counts = {"train": 443, "valid": 197, "test": 290}
 
     def tracks(self, data_root: Path) -> list[Track]:

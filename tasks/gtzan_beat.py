@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from benchmark.frame_level import BeatTarget
+from benchmark.targets import BeatTarget
 from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.gtzan import (
     ARCHIVE_MD5, ARCHIVE_NAME, GTZAN, SPLIT_VERSION, genres_folder, gtzan_audio_path, gtzan_checksums,
@@ -166,7 +166,6 @@ class GTZANBeat(Task):
     name = "gtzan_beat"
     task_type = "beat"
     labels = ["beat", "downbeat"]
-    level = "frame"
     expected_counts = {"train": 443, "valid": 197, "test": 290}
 
     def annotations(self) -> dict[str, BeatTarget]:

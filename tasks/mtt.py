@@ -312,7 +312,6 @@ class MagnaTagATune(Task):
     name = "mtt"
     task_type = "multilabel"
     labels = read_tag_list()
-    level = "clip"
     expected_counts = {"train": 18706, "valid": 1825, "test": 5329}
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:

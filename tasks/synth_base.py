@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
-from benchmark.cache import pid_alive
+from benchmark.processes import pid_alive
 from benchmark.tasks.base import SPLITS, Task, Track
 from benchmark.tasks.synth_audio import NoteEvent, master, render_events
 

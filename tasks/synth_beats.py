@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from benchmark.frame_level import BeatTarget
+from benchmark.targets import BeatTarget
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_audio import NoteEvent
 from benchmark.tasks.synth_base import SynthTask
@@ -104,7 +104,6 @@ class SynthBeats(SynthTask):
     name = "synth_beats"
     task_type = "beat"
     labels = ["beat", "downbeat"]
-    level = "frame"
     size_defaults = {"n_train": 80, "n_valid": 30, "n_test": 30}
     extra_defaults = {"clip_seconds": 6.0, "tempo_min": 70.0, "tempo_max": 180.0, "compound_max": 120.0}
     _RUNTIME_KEYS = frozenset({"decoder", "min_bpm", "max_bpm", "transition_lambda", "peak_threshold", "meters",

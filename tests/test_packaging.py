@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-# checkout folder -> where it lands in the installed package
-DATA_PACKAGES = {"configs": "benchmark/configs", "datasets": "benchmark/datasets",
+# checkout folder -> where it lands in the installed package (every committed file of these must ship)
+DATA_PACKAGES = {"benchmark": "benchmark", "configs": "benchmark/configs", "datasets": "benchmark/datasets",
                  "results/reference": "benchmark/reference", "tasks": "benchmark/tasks"}
 
 

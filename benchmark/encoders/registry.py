@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from benchmark.encoders.base import Encoder
+from benchmark.errors import ConfigError
 
 EncoderBuilder = Callable[[Mapping[str, Any]], Encoder]
 
@@ -36,10 +37,20 @@ def build_encoder(model_cfg: Mapping[str, Any]) -> Encoder:
     _import_builtin_encoders()
     kind = model_cfg.get("kind")
     if kind not in _BUILDERS:
-        raise KeyError(f"unknown encoder kind {kind!r}; registered kinds: {', '.join(sorted(_BUILDERS))}")
+        raise ConfigError(f"model.kind={kind!r} is not a known encoder kind; registered kinds: "
+                          f"{', '.join(sorted(_BUILDERS))}")
     return _BUILDERS[kind](model_cfg)
 
 
 def _import_builtin_encoders() -> None:
-    """Import the modules whose import registers the built-in encoders."""
-    from benchmark.encoders import baselines, mert  # noqa: F401
+    """Import every module of the ``benchmark.encoders`` package: importing an encoder module registers it.
+
+    Discovered rather than imported by name, so the encoder modules depend on this registry and never the other
+    way round (no import cycle), and a new encoder module needs no line here.
+    """
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):  # this folder: the encoders package
+        importlib.import_module(f"{__package__}.{module.name}")
