@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import statistics
@@ -362,3 +363,17 @@ def test_records_from_before_and_after_the_process_layout_keys_share_a_protocol(
     assert shared_settings({"config": old}) == shared_settings({"config": new})
     other = {**old, "trainer": {**old["trainer"], "patience": 20}}
     assert shared_settings({"config": other}) != shared_settings({"config": old})
+
+
+def test_a_lower_is_better_column_ranks_its_minimum_first_and_stays_out_of_the_average():
+    """An error column is ranked by its minimum, and the average (ranked as a score) averages scores only."""
+    from benchmark.leaderboard.grouping import RowKey
+    from benchmark.leaderboard.table import Cell, Column, Row, _rank, metric_higher_is_better, row_average
+
+    assert metric_higher_is_better("accuracy") and not metric_higher_is_better("val_loss")
+    out: dict = {}
+    _rank({0: 0.30, 1: 0.10, 2: 0.20}, metric_higher_is_better("val_loss"), "t val_loss", out)
+    assert out == {(1, "t val_loss"): 1, (2, "t val_loss"): 2}
+    acc, loss = Column("t", "accuracy"), Column("t", "val_loss")
+    row = Row(RowKey("P1", "m"), "ours", cells={acc: Cell(0.8, math.nan, 1), loss: Cell(0.4, math.nan, 1)})
+    assert row_average(row, [acc, loss]) == (0.8, 1)

@@ -200,11 +200,13 @@ def row_average(row: Row, columns: Sequence[Column]) -> tuple[float, int]:
     """Mean over the row's tasks of the mean over each task's metrics (a task counts once, whatever its metrics).
 
     A task counts only when the row has every one of its metric columns, so a task's average is never a
-    different mix of metrics from one row to the next.
+    different mix of metrics from one row to the next. Only higher-is-better scores enter it: an error or a loss
+    averaged with accuracies means nothing, and the average column is ranked and sorted as a score.
     """
     per_task: dict[str, list[Column]] = {}
     for c in columns:
-        per_task.setdefault(c.task, []).append(c)
+        if metric_higher_is_better(c.metric):
+            per_task.setdefault(c.task, []).append(c)
     task_means = []
     for task, cols in per_task.items():
         if all(c in row.cells and not math.isnan(row.cells[c].mean) for c in cols):
