@@ -27,6 +27,7 @@ from benchmark.feature_store import (extraction_settings, feature_cache, shard_p
                                      track_positions)
 from benchmark.report import print_table
 from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
+from benchmark.settings import ProbeSettings
 from benchmark.run_record import LayerScores, RunRecord, config_file_defaults
 from benchmark.sweep import (LayerRow, check_sweep_config, parse_layers, resolve_layers, summarise,
                              train_sweep)
@@ -347,8 +348,9 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
     extracted = time.perf_counter()
 
     probe_cfg, trainer_cfg = config["probe"], config["trainer"]
-    lrs = probe_cfg["lr"] if isinstance(probe_cfg["lr"], (list, tuple)) else [probe_cfg["lr"]]
-    heads = make_heads(layers, with_sum and bool(probe_cfg.get("weighted_sum", True)), [float(x) for x in lrs])
+    probe = ProbeSettings.from_config(probe_cfg)
+    lrs = probe.learning_rates
+    heads = make_heads(layers, with_sum and bool(probe.weighted_sum), lrs)
     console.print(f"training {len(heads)} probe heads together ({len(layers)} layers"
                   f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
     # Saved after every epoch next to the record and keyed by it (and by the features), so an interrupted sweep

@@ -25,6 +25,7 @@ from benchmark.evaluation import Evaluator
 from benchmark.kinds.base import Metric, metric
 from benchmark.kinds.losses import Loss, get_loss
 from benchmark.probe import HeadSpec, LayerSweepProbe
+from benchmark.settings import ProbeSettings, TrainerSettings
 
 log = logging.getLogger(__name__)
 # Lightning's start-up banner (GPU/TPU availability, tips) says nothing a benchmark user needs.
@@ -298,21 +299,20 @@ def train_sweep(
         raise ConfigError("no probe head to train (no layer and no learning rate selected)")
     if any(_number(h.lr) is None or h.lr <= 0 for h in heads):
         raise ConfigError(f"probe heads need positive learning rates, got {sorted({h.lr for h in heads})}")
+    probe, settings = ProbeSettings.from_config(probe_cfg), TrainerSettings.from_config(trainer_cfg)
     L.seed_everything(seed, workers=True, verbose=False)
     train, valid = splits["train"], splits["valid"]
-    mean, std = feature_statistics(train.features) if probe_cfg.get("standardize", True) else (
+    mean, std = feature_statistics(train.features) if probe.standardize else (
         np.zeros(train.features.shape[1:], np.float32), np.ones(train.features.shape[1:], np.float32))
     row_targets = train_targets.astype(get_loss(loss).target_dtype)
     model = LayerSweepProbe(
         heads=heads, num_states=train.features.shape[1], dim=train.features.shape[2], num_outputs=num_outputs,
         loss=loss, evaluator=evaluators["valid"], feature_mean=mean, feature_std=std,
-        hidden=int(probe_cfg.get("hidden", 512)), dropout=float(probe_cfg.get("dropout", 0.2)),
-        patience=int(trainer_cfg.get("patience", 10)),
-        lr_decay_patience=int(trainer_cfg.get("lr_decay_patience", 0)),
-        lr_decay_factor=float(trainer_cfg.get("lr_decay_factor", 0.5)),
-        weight_decay=float(probe_cfg.get("weight_decay", 0.0)), seed=seed, state_ids=state_ids,
+        hidden=int(probe.hidden), dropout=float(probe.dropout), patience=int(settings.patience),
+        lr_decay_patience=int(settings.lr_decay_patience), lr_decay_factor=float(settings.lr_decay_factor),
+        weight_decay=float(probe.weight_decay), seed=seed, state_ids=state_ids,
     )
-    batch_size = int(trainer_cfg.get("batch_size", 64))
+    batch_size = int(settings.batch_size)
     train_loader = DataLoader(
         _WindowBatches(train.features, row_targets),
         sampler=EpochShuffledBatches(len(row_targets), batch_size, seed, ranks.rank, ranks.world_size),
@@ -328,21 +328,21 @@ def train_sweep(
         sampler=BatchSampler(range(valid_lo, valid_hi), 1024, False), batch_size=None,
     )
     if ranks.world_size > 1:  # join the process group of benchmark.distributed.launch (no new processes)
-        settings = distributed or DistributedSettings(devices=ranks.world_size)
+        layout = distributed or DistributedSettings(devices=ranks.world_size)
         from lightning.pytorch.strategies import DDPStrategy
 
-        placement = {"accelerator": settings.accelerator, "devices": settings.devices,
-                     "num_nodes": settings.num_nodes, "use_distributed_sampler": False,
+        placement = {"accelerator": layout.accelerator, "devices": layout.devices,
+                     "num_nodes": layout.num_nodes, "use_distributed_sampler": False,
                      "strategy": DDPStrategy(cluster_environment=ranks.cluster_environment)}
     else:
-        placement = {"accelerator": trainer_cfg.get("accelerator", "auto"), "devices": 1}
+        placement = {"accelerator": settings.accelerator, "devices": 1}
     trainer = L.Trainer(
-        max_epochs=int(trainer_cfg.get("max_epochs", 100)),
+        max_epochs=int(settings.max_epochs),
         **placement,
-        precision=trainer_cfg.get("precision", "32-true"),
-        deterministic=bool(trainer_cfg.get("deterministic", True)),
+        precision=settings.precision,
+        deterministic=bool(settings.deterministic),
         logger=False, enable_checkpointing=False, enable_model_summary=False,
-        enable_progress_bar=bool(trainer_cfg.get("progress_bar", True)),
+        enable_progress_bar=bool(settings.progress_bar),
         num_sanity_val_steps=0,
         callbacks=([EpochReport(console)] if console is not None and ranks.is_zero else [])
         + ([SweepCheckpoint(checkpoint, checkpoint_tag)] if checkpoint is not None else []),
