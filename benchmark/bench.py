@@ -43,7 +43,7 @@ from benchmark.evaluation import ClipEvaluator
 from benchmark.extract import extract_split
 from benchmark.probe import make_heads
 from benchmark.record import package_versions
-from benchmark.runner import compute_device
+from benchmark.run_checks import compute_device
 from benchmark.sweep import train_sweep
 from benchmark.tasks.base import Track
 

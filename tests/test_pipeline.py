@@ -71,7 +71,7 @@ def test_layers_override_restricts_the_sweep(compose_config):
 
 
 def test_regression_targets_are_z_scored_with_train_statistics():
-    from benchmark.runner import standardized_targets
+    from benchmark.kinds.clip import standardized_targets
 
     targets = {"train": np.array([[100.0], [120.0], [140.0]]), "valid": np.array([[120.0]]),
                "test": np.array([[160.0], [100.0]])}

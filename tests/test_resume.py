@@ -25,7 +25,8 @@ from rich.console import Console
 from benchmark.audio import WindowSpec
 from benchmark.cache import FeatureCache
 from benchmark.extract import Pooling, load_or_extract
-from benchmark.runner import DatasetIncompleteError, run
+from benchmark.run_tracks import DatasetIncompleteError
+from benchmark.runner import run
 from benchmark.tasks.base import Track
 from tests.conftest import REPO_ROOT
 from tests.planted import PlantedEncoder

@@ -25,7 +25,7 @@ from rich.console import Console
 import benchmark.tasks.giantsteps_key as gk
 from benchmark.audio import window_bounds
 from benchmark.metrics import compute_metrics
-from benchmark.runner import window_spec
+from benchmark.run_checks import window_spec
 from tests.conftest import REFDATA, REPO_ROOT
 
 GS_REPO = REFDATA / "giantsteps_key"        # byte copies of GiantSteps/giantsteps-key-dataset (no audio)
