@@ -4,7 +4,6 @@ The counterpart of :mod:`benchmark.frame_level`; what depends on the task type c
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,6 @@ from benchmark.probe_data import ProbeData
 from benchmark.errors import ConfigError
 from benchmark.feature_store import (extraction_settings, feature_cache)
 from benchmark.tasks.base import SPLITS, Task, Track
-
-log = logging.getLogger(__name__)
-
 
 def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                     config: dict[str, Any], console: Console,

@@ -5,7 +5,6 @@ runner applies them (config alone, then the task and encoder once built), so the
 """
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,6 @@ from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError, storage_error_message
 from benchmark.sweep import check_sweep_config, parse_layers
 from benchmark.tasks.base import Task
-
-log = logging.getLogger(__name__)
-
 
 def compute_device(name: str) -> torch.device:
     """``auto`` = the first CUDA device when there is one, else the CPU; ``cpu`` / ``cuda[:N]`` as given."""

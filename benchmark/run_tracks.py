@@ -5,7 +5,6 @@ files together) is one rule applied before extraction and after it; keeping both
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,6 @@ from benchmark.extract import ExtractionStats
 from benchmark.errors import UserError
 from benchmark.feature_store import shard_positions, track_positions
 from benchmark.tasks.base import SPLITS, Task, Track, check_dataset
-
-log = logging.getLogger(__name__)
-
 
 def split_tracks(task: Task, tracks: list[Track]) -> dict[str, list[Track]]:
     by_split = {s: [t for t in tracks if t.split == s] for s in SPLITS}
