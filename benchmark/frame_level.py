@@ -1,7 +1,11 @@
-"""Frame-level tasks (beat and downbeat tracking): per-frame features, per-frame targets, decoded evaluation.
+"""Frame-level tasks: per-frame features (shared by every frame-level kind), and beat tracking's targets and
+decoded evaluation.
 
 The runner calls :func:`frame_level_data` when ``task.level == "frame"`` and trains the same batched layer sweep
-as for clip-level tasks, with ROWS = encoder FRAMES:
+as for clip-level tasks, with ROWS = encoder FRAMES. Step 1 below is generic; steps 2 and 3 describe the ``beat``
+kind, whose functions live here. Other frame-level kinds (``chord_frames``, :mod:`benchmark.kinds.chords`) bring
+their own targets and evaluators through the :class:`~benchmark.kinds.base.FrameKind` interface, which
+:func:`frame_level_data` calls for everything that depends on what is predicted per frame:
 
 1. **Features** (cached): every track is decoded whole (never cropped), cut into non-overlapping windows of
    ``spec.window`` seconds (default: the encoder's context) and the last partial window is kept when it has at
@@ -17,11 +21,11 @@ as for clip-level tasks, with ROWS = encoder FRAMES:
    ``j / 75``), and a 5 s window yields 374 frames for 375 frame periods, so the last 13 ms of each window have
    no frame. Both errors are under a frame and far below the 70 ms tolerance of the beat F-measure.
 
-2. **Targets**: per frame ``[beat, downbeat]``: 1 at the frame nearest each annotated time, 0.5 on the frames
-   on either side (see :func:`frame_targets`).
+2. **Targets** (beats): per frame ``[beat, downbeat]``: 1 at the frame nearest each annotated time, 0.5 on the
+   frames on either side (see :func:`frame_targets`).
 
-3. **Evaluation** (:class:`BeatEvaluator`): per head and track, the frame activations are put on a uniform grid
-   at the encoder's frame rate, beats are decoded (:mod:`benchmark.beat_decode`: the tempo/phase DBN by default,
+3. **Evaluation** (beats, :class:`BeatEvaluator`): per head and track, the frame activations are put on a uniform
+   grid at the encoder's frame rate, beats are decoded (:mod:`benchmark.beat_decode`: the tempo/phase DBN by default,
    ``task.decoder=peaks`` for peak picking), downbeats are chosen among them, and mir_eval scores them.
 """
 from __future__ import annotations
@@ -48,6 +52,7 @@ from benchmark.distributed import SINGLE_PROCESS, Ranks
 from benchmark.encoders.base import Encoder
 from benchmark.extract import Pooling, drop_featureless, load_or_extract
 from benchmark.feature_store import extraction_settings, feature_cache
+from benchmark.kinds.base import FrameKind
 from benchmark.targets import BeatTarget
 from benchmark.probe_data import ProbeData
 from benchmark.tasks.base import SPLITS, Task, Track
@@ -342,13 +347,16 @@ def frame_cache(cache_dir: Path, encoder: Encoder, spec: WindowSpec, task: Task,
 def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track]], spec: WindowSpec,
                      layers: list[int], config: dict[str, Any], console: Console,
                      positions: dict[str, list[int]] | None = None, ranks: Ranks = SINGLE_PROCESS) -> ProbeData:
-    """Per-frame features of the requested layers (cached), per-frame targets and beat evaluators.
+    """Per-frame features of the requested layers (cached) and, from the task's frame-level kind, per-frame
+    targets, evaluators, loss, outputs and chance level.
 
-    The task's kind (the ``beat`` kind, :class:`benchmark.kinds.BeatKind`) encodes the targets and builds the
-    frame targets, evaluators, loss, outputs and chance level from the functions of this module.
+    Generic over frame-level kinds: the features, their cache and the frame layout are the same whatever is
+    predicted per frame; what is predicted comes from the kind (a :class:`~benchmark.kinds.base.FrameKind`:
+    ``beat``, ``chord_frames``, ...), so a new frame-level kind needs no change here, in the runner, the probe
+    or the sweep.
     """
     kind = task.kind
-    if kind.level != "frame":
+    if not isinstance(kind, FrameKind):
         raise ConfigError(f"task {task.name}: kind {kind.name} is {kind.level}-level, not frame-level; its task "
                           f"class says level = {task.level!r}: leave level to the kind")
     spec = frame_window_spec(spec, encoder)
@@ -366,18 +374,16 @@ def frame_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Trac
         splits[s], kept, indices[s] = drop_featureless(splits[s], cache.index(s))
         kept_tracks[s] = [by_split[s][i] for i in kept]
     by_split = kept_tracks
-    targets = {s: kind.encode_targets(task, by_split[s]) for s in SPLITS}  # refuses a target not a BeatTarget
+    targets = {s: kind.encode_targets(task, by_split[s]) for s in SPLITS}  # refuses a target of another kind
     layouts = {s: frame_layout(indices[s], spec.window, encoder.sample_rate, encoder.frame_rate)
                for s in SPLITS}
-    decoder = DecoderConfig.from_task_config(task_cfg)
-    skip = float(task_cfg.get("eval_skip_seconds") or 0.0)
-    evaluators = {s: kind.build_evaluator(layouts[s], targets[s], encoder.frame_rate, decoder, skip,
+    evaluators = {s: kind.build_evaluator(task, layouts[s], targets[s], encoder.frame_rate, task_cfg,
                                           track_ids=[t.track_id for t in by_split[s]], cache_dir=cache.dir)
                   for s in ("valid", "test")}
-    chance, tempo = kind.chance(targets["train"], evaluators["test"])
+    chance, chance_what = kind.chance(targets["train"], evaluators["test"])
     train_y = kind.frame_targets(layouts["train"], targets["train"], encoder.frame_rate)
-    console.print(f"{len(train_y)} training frames ({int((train_y[:, 0] == 1).sum())} beat frames); decoder "
-                  f"{decoder.decoder}; chance = a metronome at the median training tempo ({tempo:.1f} BPM)")
+    note = kind.describe_targets(train_y)
+    console.print(f"{len(train_y)} training frames{f' ({note})' if note else ''}; chance = {chance_what}")
     return ProbeData(splits=splits, train_targets=train_y, evaluators=evaluators, loss=kind.loss,
                      num_outputs=kind.num_outputs(task), chance=chance, cache=cache, extraction=extraction,
                      state_ids=list(layers))

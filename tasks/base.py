@@ -19,7 +19,8 @@ from benchmark.resources import manifest_root
 if TYPE_CHECKING:
     from benchmark.kinds.base import TaskKind
 
-# The name of a registered task kind (benchmark.kinds): "multiclass", "multilabel", "regression", "key", "beat", ...
+# The name of a registered task kind (benchmark.kinds): "multiclass", "multilabel", "regression", "key", "beat",
+# "chord_frames", ...
 TaskType = str
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 # The committed split manifests, label lists and checksums (``datasets/<task>/``), whatever ``data_root`` is.
@@ -43,7 +44,8 @@ class Track:
     """One labelled audio item.
 
     ``target`` is a class index (multiclass, key), a tuple of tag indices (multilabel), a tuple of floats
-    (regression) or a beat annotation (beat): what the task's kind encodes (``TaskKind.encode_targets``).
+    (regression), a beat annotation (beat) or chord segments (chord_frames): what the task's kind encodes
+    (``TaskKind.encode_targets``; the frame-level target types live in :mod:`benchmark.targets`).
     ``offset``/``duration`` (seconds) select a clip of a longer file; ``None`` means all of it.
     """
 
@@ -61,8 +63,8 @@ class Task(abc.ABC):
     Subclasses set (as class attributes or in ``__init__``):
         name: task name as used on the command line (``task=<name>``).
         task_type: the name of its kind (:mod:`benchmark.kinds`): ``multiclass``, ``multilabel``,
-            ``regression``, ``key`` or ``beat``. The kind brings the level (``clip`` or ``frame``), so a task
-            does not set ``level`` itself.
+            ``regression``, ``key``, ``beat`` or ``chord_frames``. The kind brings the level (``clip`` or
+            ``frame``), so a task does not set ``level`` itself.
         labels: class names, tag names or regression target names (their order is the output order).
     ``cfg`` is the task's config section (window, hop, task-specific settings).
     """

@@ -11,9 +11,12 @@ kind              level  loss -> activation          primary             chance
 ``regression``    clip   mse (z-scored) -> identity  r2                  training mean
 ``key``           clip   cross_entropy -> softmax    weighted_score      best constant key on train
 ``beat``          frame  bce -> sigmoid (2 outputs)  f_measure           metronome at the median train tempo
+``chord_frames``  frame  cross_entropy -> softmax    majmin              best constant chord on train
 ================  =====  ==========================  ==================  ====================================
 
-(:mod:`benchmark.kinds.clip` and :mod:`benchmark.kinds.beat`; losses in :mod:`benchmark.kinds.losses`.)
+(:mod:`benchmark.kinds.clip`, :mod:`benchmark.kinds.beat` and :mod:`benchmark.kinds.chords`; losses in
+:mod:`benchmark.kinds.losses`.) Frame-level kinds subclass :class:`FrameKind`, the interface the generic
+frame-level data path (:func:`benchmark.frame_level.frame_level_data`) calls.
 
 Why: see :mod:`benchmark.kinds.base`. Selection and early stopping read the primary metric's direction from the
 registry (:func:`metric`), so a kind whose primary metric is an error is minimised, not maximised.
@@ -23,7 +26,8 @@ package. This package's own import stays light (only the registry), so that task
 """
 from __future__ import annotations
 
-from benchmark.kinds.base import (LEVELS, Metric, TaskKind, get_kind, kind_names, metric, register_kind,
+from benchmark.kinds.base import (LEVELS, FrameKind, Metric, TaskKind, get_kind, kind_names, metric, register_kind,
                                   unregister_kind)
 
-__all__ = ["LEVELS", "Metric", "TaskKind", "get_kind", "kind_names", "metric", "register_kind", "unregister_kind"]
+__all__ = ["LEVELS", "FrameKind", "Metric", "TaskKind", "get_kind", "kind_names", "metric", "register_kind",
+           "unregister_kind"]

@@ -71,8 +71,9 @@ class TaskKind(abc.ABC):
     A kind is shared by every task of that kind (gtzan and synth_chords are both ``multiclass``), which is why a
     new task of an existing kind touches only its own module, config and ``datasets/`` folder: all the
     probing, scoring and selection follows from ``task_type``. A new kind subclasses :class:`ClipKind`
-    (:mod:`benchmark.kinds.clip`: one target per track) or brings its own level, and calls :func:`register_kind`
-    in a module of ``benchmark/kinds/`` (imported with the registry) or in one its tasks import.
+    (:mod:`benchmark.kinds.clip`: one target per track) or :class:`FrameKind` (a target per encoder frame),
+    and calls :func:`register_kind` in a module of ``benchmark/kinds/`` (imported with the registry) or in one
+    its tasks import.
 
     Class attributes:
         name: the ``task_type`` string tasks use (stored in run records, so it never changes for a kind).
@@ -108,6 +109,45 @@ class TaskKind(abc.ABC):
         return f"<task kind {self.name}: {self.level}-level, loss {self.loss.name}, primary {self.primary.name}" \
                f"{'' if self.primary.higher_is_better else ' (lower is better)'}>"
 
+
+
+class FrameKind(TaskKind):
+    """A frame-level kind: a target per encoder frame, scored per track after decoding the frames.
+
+    Why an interface of its own: the frame-level data path (:func:`benchmark.frame_level.frame_level_data`)
+    extracts, caches and lays out per-frame features the same way for every frame-level kind; everything that
+    depends on WHAT is predicted per frame comes from the kind, through the methods below, so a new frame-level
+    kind (beats, chords, ...) is one module of ``benchmark/kinds/`` and touches neither the runner, the probe nor
+    the sweep. ``layout`` is a :class:`benchmark.frame_level.FrameLayout` (each split row's track and time).
+
+    Besides :meth:`frame_targets`, :meth:`build_evaluator` and :meth:`chance`, a kind declares ``loss`` (which
+    fixes the dtype and shape of its frame targets: int64 ``[rows]`` class indices for cross-entropy, float
+    ``[rows, outputs]`` for binary cross-entropy) and, through :meth:`num_outputs`, the width of each head.
+    """
+
+    level = "frame"
+
+    @abc.abstractmethod
+    def frame_targets(self, layout: Any, targets: Sequence[Any], frame_rate: float) -> np.ndarray:
+        """Training targets of every row (frame) of a split, in row order, from the tracks' encoded targets."""
+
+    @abc.abstractmethod
+    def build_evaluator(self, task: "Task", layout: Any, targets: Sequence[Any], frame_rate: float,
+                        task_config: dict[str, Any], track_ids: Sequence[str] | None = None,
+                        cache_dir: Path | str | None = None) -> Any:
+        """The evaluator of one split (the :class:`~benchmark.evaluation.Evaluator` protocol): ``[heads, rows,
+        outputs]`` activated scores -> one dict of this kind's metrics per head. ``task_config`` is the task's
+        config section (decoding and scoring settings); ``track_ids`` and ``cache_dir`` let errors name the
+        track and the cache entry."""
+
+    @abc.abstractmethod
+    def chance(self, train_targets: Sequence[Any], evaluator: Any) -> tuple[float, str]:
+        """(score, description): the primary metric on ``evaluator``'s split of a prediction fitted on the
+        training targets alone, without audio, and a few words saying what that prediction is."""
+
+    def describe_targets(self, train_y: np.ndarray) -> str:
+        """A short note on the training frame targets for the console (e.g. how many positives)."""
+        return ""
 
 _KINDS: dict[str, TaskKind] = {}
 _BUILTINS_IMPORTED = False

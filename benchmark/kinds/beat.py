@@ -9,20 +9,20 @@ metrics, all higher-is-better, with the beat F-measure primary. ``frame_level`` 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from benchmark.kinds.base import Metric, TaskKind, register_kind
+from benchmark.kinds.base import FrameKind, Metric, register_kind
 from benchmark.kinds.losses import BCE
 
 if TYPE_CHECKING:
-    from benchmark.frame_level import BeatEvaluator, DecoderConfig, FrameLayout
+    from benchmark.frame_level import BeatEvaluator, FrameLayout
     from benchmark.targets import BeatTarget
     from benchmark.tasks.base import Task, Track
 
 
-class BeatKind(TaskKind):
+class BeatKind(FrameKind):
     """Beats and downbeats: per-frame ``[beat, downbeat]`` targets, decoded and scored per track by mir_eval."""
 
     name = "beat"
@@ -53,21 +53,27 @@ class BeatKind(TaskKind):
 
         return split_targets(layout, targets, frame_rate)
 
-    def build_evaluator(self, layout: "FrameLayout", targets: Sequence["BeatTarget"], frame_rate: float,
-                        decoder: "DecoderConfig", skip_seconds: float = 0.0, track_ids: Sequence[str] | None = None,
+    def build_evaluator(self, task: "Task", layout: "FrameLayout", targets: Sequence["BeatTarget"],
+                        frame_rate: float, task_config: Mapping[str, Any], track_ids: Sequence[str] | None = None,
                         cache_dir: Path | str | None = None) -> "BeatEvaluator":
-        """Decodes and scores every head on one split (:class:`benchmark.frame_level.BeatEvaluator`)."""
-        from benchmark.frame_level import BeatEvaluator
+        """Decodes and scores every head on one split (:class:`benchmark.frame_level.BeatEvaluator`), with the
+        decoder (``task.decoder`` ...) and trimming (``task.eval_skip_seconds``) of the task's config."""
+        from benchmark.frame_level import BeatEvaluator, DecoderConfig
 
-        return BeatEvaluator(layout, targets, frame_rate, decoder, skip_seconds, track_ids=track_ids,
-                             cache_dir=cache_dir)
+        decoder = DecoderConfig.from_task_config(dict(task_config))
+        skip = float(task_config.get("eval_skip_seconds") or 0.0)
+        return BeatEvaluator(layout, targets, frame_rate, decoder, skip, track_ids=track_ids, cache_dir=cache_dir)
 
-    def chance(self, train_targets: Sequence["BeatTarget"], evaluator: "BeatEvaluator") -> tuple[float, Any]:
-        """(score, tempo) of a metronome at the median training tempo (:func:`benchmark.frame_level.
-        metronome_chance`): the floor a probe must beat."""
+    def chance(self, train_targets: Sequence["BeatTarget"], evaluator: "BeatEvaluator") -> tuple[float, str]:
+        """A metronome at the median training tempo (:func:`benchmark.frame_level.metronome_chance`): the floor
+        a probe must beat."""
         from benchmark.frame_level import metronome_chance
 
-        return metronome_chance(train_targets, evaluator)
+        score, tempo = metronome_chance(train_targets, evaluator)
+        return score, f"a metronome at the median training tempo ({tempo:.1f} BPM)"
+
+    def describe_targets(self, train_y: np.ndarray) -> str:
+        return f"{int((train_y[:, 0] == 1).sum())} beat frames"
 
 
 BEAT = register_kind(BeatKind())
