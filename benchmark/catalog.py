@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
+from benchmark.resources import config_file_values
 from benchmark.tasks.registry import build_task
 
 
@@ -37,7 +37,7 @@ def model_source(model_cfg: dict[str, Any]) -> str:
 
 
 def load_configs(folder: Path) -> list[dict[str, Any]]:
-    return [OmegaConf.to_container(OmegaConf.load(p), resolve=True) for p in sorted(folder.glob("*.yaml"))]
+    return [config_file_values(p) for p in sorted(folder.glob("*.yaml"))]
 
 
 def print_catalog(config_dir: Path, console: Console | None = None) -> None:

@@ -66,6 +66,13 @@ def report_user_errors(job: Callable[[], int]) -> int:
         return 1
 
 
+def register_schemas() -> None:
+    """The run spec's types in Hydra's ConfigStore, which the config files' ``defaults:`` lists name."""
+    from benchmark.config_store import register_schemas as register
+
+    register()
+
+
 def _resolved(cfg) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
@@ -102,17 +109,20 @@ def _hydra_app(argv: list[str], job: Callable[[dict[str, Any]], None]) -> int:
         if status:
             failures.append(status)
 
+    register_schemas()
     sys.argv = [sys.argv[0], *argv]
     _app()
     return failures[0] if failures else 0
 
 
 def _run_job(config: dict[str, Any]) -> None:
+    from benchmark.config_store import validate_run_config
     from benchmark.console import make_console
     from benchmark.record import record_path
     from benchmark.report import print_existing_record
     from benchmark.runner import run
 
+    validate_run_config(config)  # before the record's name is computed from it
     path = record_path(Path(config["results_dir"]), config)
     if path.exists() and not config.get("force"):
         # a single run shows the result it would have produced; a multirun gives one line per skipped run
@@ -138,6 +148,7 @@ def _extract_command(argv: list[str]) -> int:
 def _compose(config_name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
+    register_schemas()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides)
 

@@ -49,6 +49,8 @@ def suite_revision() -> str | None:
 # 2 nodes or on one CPU finds and groups with the same record; the values are those of configs written before
 # the keys existed, which keeps the checksums of earlier records unchanged.
 EXECUTION_TRAINER_DEFAULTS = {"devices": 1, "accelerator": "auto", "num_nodes": None, "strategy": None}
+# Task keys that change how a dataset is produced, not what it holds (a synthetic task's render processes).
+EXECUTION_TASK_KEYS = ("render_workers",)
 
 
 # The protocol checksum is computed from this explicit, versioned list, not from "the config minus some keys":
@@ -78,6 +80,8 @@ def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
             elif key in trainer:
                 trainer[key] = value
         fields["trainer"] = trainer
+    if isinstance(fields.get("task"), dict):
+        fields["task"] = {k: v for k, v in fields["task"].items() if k not in EXECUTION_TASK_KEYS}
     for dotted, neutral in NEUTRAL_DEFAULTS.items():
         group, _, key = dotted.partition(".")
         section = fields.get(group)

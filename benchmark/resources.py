@@ -37,3 +37,18 @@ def manifest_root() -> Path:
 def reference_dir() -> Path:
     """``results/reference/``: published numbers the leaderboard sets beside ours."""
     return package_data_dir("benchmark.reference")
+
+
+def config_file_values(path: Path) -> dict:
+    """A config group file's own keys, resolved (its ``defaults:`` list, which names its schema, left out).
+
+    For readers that want one file's values without composing a run: the catalog of ``list``, and records
+    written before a group was stored in them (which held exactly these keys).
+    """
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file must be a mapping of keys to values")
+    values.pop("defaults", None)
+    return values

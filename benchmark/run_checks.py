@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from benchmark.audio import WindowSpec
+from benchmark.config_store import validate_run_config
 from benchmark.distributed import distributed_settings
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError, storage_error_message
@@ -40,22 +41,14 @@ def check_config(config: dict[str, Any]) -> None:
     Why: a run spends minutes to hours reading data and running the encoder; a typo such as ``probe.lr=[]``,
     ``trainer.max_epochs=0`` or a negative window must fail in the first second with the key and the fix.
     """
+    validate_run_config(config)  # types and ranges of every key the schemas know (benchmark/schema.py)
     check_sweep_config(config["probe"], config["trainer"])
     distributed_settings(config["trainer"])
     parse_layers(config.get("layers", "all"))
-    fraction = config.get("max_missing_fraction", 0.01)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-        raise ConfigError(f"max_missing_fraction={fraction!r}: must be a number in [0, 1] (default 0.01)")
-    task_cfg = config["task"]
-    for key in ("window_seconds", "hop_seconds"):
-        value = task_cfg.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise ConfigError(f"task.{key}={value!r}: must be a positive number of seconds, or null for the "
-                              "default (the encoder's pretraining context; hop = the window)")
-    min_fraction = task_cfg.get("window_min_fraction")
-    if min_fraction is not None and (isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float))
-                                     or not 0 <= min_fraction <= 1):
-        raise ConfigError(f"task.window_min_fraction={min_fraction!r}: must be in [0, 1] (default 0.5)")
+    data_root = Path(config["data_root"])
+    if data_root.exists() and not data_root.is_dir():
+        raise ConfigError(f"data_root={data_root} is a file, not a folder: datasets live in <data_root>/<task "
+                          "name>/. Point data_root at a folder (default: datasets under the current directory).")
     device = str(config.get("device", "auto"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device}: this machine has no CUDA device torch can use. Use device=auto "

@@ -180,11 +180,9 @@ def config_file_defaults(config: Mapping[str, Any]) -> dict[str, dict[str, Any] 
 @functools.lru_cache(maxsize=256)
 def _file_defaults_json(group: str, name: str) -> str | None:
     """The resolved YAML of ``configs/<group>/<name>.yaml`` as JSON text (what a written record holds)."""
-    from omegaconf import OmegaConf
-
-    from benchmark.resources import config_dir
+    from benchmark.resources import config_dir, config_file_values
 
     path = config_dir() / group / f"{name}.yaml"
     if not path.is_file():
         return None
-    return json.dumps(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+    return json.dumps(config_file_values(path))

@@ -8,7 +8,7 @@ defaults equal the committed config files, so the YAML a user reads and the code
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
 S = TypeVar("S", bound="_Settings")
@@ -26,7 +26,7 @@ class _Settings:
         return cls(**{k: v for k, v in (cfg or {}).items() if k in known})  # type: ignore[call-arg]
 
 
-@dataclass(frozen=True)
+@dataclass
 class TrainerSettings(_Settings):
     """``trainer.*``: how every probe head is trained (configs/trainer/default.yaml documents each key)."""
 
@@ -44,14 +44,14 @@ class TrainerSettings(_Settings):
     strategy: str = "ddp"
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProbeSettings(_Settings):
     """``probe.*``: the heads of the sweep (configs/probe/mlp.yaml documents each key; linear sets hidden 0)."""
 
     name: str = "mlp"
     hidden: int = 512
     dropout: float = 0.2
-    lr: Any = (1.0e-3,)
+    lr: Any = field(default_factory=lambda: [1.0e-3])
     weight_decay: float = 0.0
     weighted_sum: bool = True
     standardize: bool = True

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from benchmark.errors import UserError
 from benchmark.resources import manifest_root
+from benchmark.schema import TaskSpec
 
 if TYPE_CHECKING:
     from benchmark.kinds.base import TaskKind
@@ -74,6 +75,8 @@ class Task(abc.ABC):
     labels: list[str] = []
     # The split sizes the field reports (checked against what is found on disk); None = no fixed sizes.
     expected_counts: ClassVar[dict[str, int] | None] = None
+    # the dataclass its config is checked against (benchmark.schema); set by register_task(kind, schema=...)
+    config_schema: ClassVar[type[TaskSpec]] = TaskSpec
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         self.cfg: dict[str, Any] = dict(cfg or {})

@@ -27,12 +27,15 @@ import hashlib
 import io
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
+from omegaconf import MISSING
 
 from benchmark.errors import UserError
+from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import SPLITS, DatasetMissingError, Task, Track
 from benchmark.tasks.registry import register_task
 
@@ -58,7 +61,16 @@ def _unset(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() in ("", "???"))
 
 
-@register_task("custom")
+@dataclass
+class CustomTaskSpec(WindowedTaskSpec):
+    """``task=custom``: your own CSV manifest (configs/task/custom.yaml documents each key)."""
+
+    manifest: str = MISSING
+    type: Optional[str] = None  # None = decided from the manifest's columns
+    targets: Any = None  # regression target columns: a list, a comma-separated string, or None for every number
+
+
+@register_task("custom", schema=CustomTaskSpec)
 class CustomTask(Task):
     """A researcher's own dataset: audio files listed in a CSV with split and labels or targets."""
 

@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
@@ -265,7 +266,7 @@ def zscore_statistics(songs: Iterable[Song]) -> dict[str, tuple[float, float]]:
 # The task
 
 
-@register_task("emomusic")
+@register_task("emomusic", schema=WindowedTaskSpec)
 class EmoMusic(Task):
     """Static emotion regression on emoMusic (MediaEval 2013): arousal and valence of 45-s clips, R2."""
 

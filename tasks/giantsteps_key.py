@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.registry import register_task
 
@@ -269,7 +270,7 @@ def audio_path(folder: Path, repo: str, song_id: str) -> Path:
 # The task
 
 
-@register_task("giantsteps_key")
+@register_task("giantsteps_key", schema=WindowedTaskSpec)
 class GiantStepsKey(Task):
     """GiantSteps key detection (jukemir / MARBLE GS): 24 keys per song, 923 / 236 / 604 songs, weighted score.
 

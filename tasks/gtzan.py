@@ -31,6 +31,7 @@ from typing import Any
 
 import soundfile as sf
 
+from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (
     MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, check_dataset, missing_dataset_message,
 )
@@ -188,7 +189,7 @@ def warn_known_faults(data_root: Path | str) -> list[str]:
     return faulty
 
 
-@register_task("gtzan")
+@register_task("gtzan", schema=WindowedTaskSpec)
 class GTZAN(Task):
     """GTZAN genre classification, fault-filtered split 443 / 197 / 290 (10 genres, accuracy)."""
 

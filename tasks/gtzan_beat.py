@@ -23,16 +23,18 @@ import csv
 import functools
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from benchmark.schema import BeatDecoderSpec
 from benchmark.targets import BeatTarget
 from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.gtzan import (
-    ARCHIVE_MD5, ARCHIVE_NAME, GTZAN, SPLIT_VERSION, genres_folder, gtzan_audio_path, gtzan_checksums,
-    read_split_lists, track_id_of, warn_known_faults,
+    ARCHIVE_MD5, ARCHIVE_NAME, GTZAN, SPLIT_VERSION, genres_folder, gtzan_audio_path, gtzan_checksums, read_split_lists,
+    track_id_of, warn_known_faults,
 )
 from benchmark.tasks.registry import register_task
 
@@ -159,7 +161,14 @@ def annotation_digest(annotations: Mapping[str, BeatTarget]) -> str:
     return h.hexdigest()[:16]
 
 
-@register_task("gtzan_beat")
+@dataclass
+class GtzanBeatSpec(BeatDecoderSpec):
+    """``task=gtzan_beat``: the beat decoder's settings, and where the annotations are."""
+
+    annotations: Optional[str] = None  # None = <data_root>/gtzan_beat/ (the committed manifest's layout)
+
+
+@register_task("gtzan_beat", schema=GtzanBeatSpec)
 class GTZANBeat(Task):
     """GTZAN beat and downbeat tracking (GTZAN-Rhythm v2), fault-filtered split 443 / 197 / 290 (beat F)."""
 

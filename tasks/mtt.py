@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
@@ -305,7 +306,7 @@ def verify_top50(annotations: Annotations, labels: Sequence[str], path: Path, co
 # The task
 
 
-@register_task("mtt")
+@register_task("mtt", schema=WindowedTaskSpec)
 class MagnaTagATune(Task):
     """MagnaTagATune top-50 auto-tagging, jukemir / MARBLE v1 split 18,706 / 1,825 / 5,329 (ROC-AUC, AP)."""
 

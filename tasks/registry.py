@@ -3,18 +3,21 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from benchmark.schema import TaskSpec
 from benchmark.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
 
 
-def register_task(kind: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator registering a :class:`Task` subclass under ``kind``."""
+def register_task(kind: str, schema: type[TaskSpec] = TaskSpec) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator registering a :class:`Task` subclass under ``kind``, with the dataclass its config is
+    checked against when composed (``configs/task/<name>.yaml`` starts from ``/schema/task/<kind>@_here_``)."""
 
     def decorate(cls: type[Task]) -> type[Task]:
         if kind in _TASKS:
             raise ValueError(f"task kind {kind!r} registered twice")
         _TASKS[kind] = cls
+        cls.config_schema = schema
         return cls
 
     return decorate
@@ -23,6 +26,12 @@ def register_task(kind: str) -> Callable[[type[Task]], type[Task]]:
 def task_kinds() -> list[str]:
     _import_builtin_tasks()
     return sorted(_TASKS)
+
+
+def task_schemas() -> dict[str, type[TaskSpec]]:
+    """Every task kind's config schema (benchmark.config_store stores them for Hydra)."""
+    _import_builtin_tasks()
+    return {kind: cls.config_schema for kind, cls in _TASKS.items()}
 
 
 def build_task(task_cfg: Mapping[str, Any]) -> Task:

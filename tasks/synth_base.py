@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import abc
 import csv
+import dataclasses
 import fcntl
 import json
+import math
 import os
 import shutil
 import socket
@@ -38,7 +40,9 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 import soundfile as sf
 
+from benchmark.errors import ConfigError
 from benchmark.processes import pid_alive
+from benchmark.schema import BeatDecoderSpec, SynthTaskSpec
 from benchmark.tasks.base import SPLITS, Task, Track
 from benchmark.tasks.synth_audio import NoteEvent, master, render_events
 
@@ -46,11 +50,11 @@ from benchmark.tasks.synth_audio import NoteEvent, master, render_events
 # generator.json and dataset_identity(), so caches and rendered folders are invalidated.
 GENERATOR_VERSION = 1
 
-# Keys every task config carries that are about windowing/registration, not about the generated data.
-_PIPELINE_KEYS = frozenset({"name", "kind", "window_seconds", "hop_seconds", "window_min_fraction"})
-# Config keys that change how the render runs but not what it produces (so not part of the identity):
-# render_workers = processes rendering in parallel (0 = one per available CPU core, at most 8).
-_RUNTIME_DEFAULTS: dict[str, int] = {"render_workers": 0}
+# Keys a synthetic task's config carries that are not generator parameters: registration and windowing (every
+# task), decoding and scoring (a beat task's evaluator), and render_workers, which changes how the render runs but
+# not what it produces (processes rendering in parallel; None or 0 = one per available CPU core, at most 8).
+_NOT_GENERATOR_KEYS = frozenset({f.name for f in dataclasses.fields(BeatDecoderSpec)}
+                                | {"window_min_fraction", "render_workers"})
 # Below this many clips extra worker processes cost more (interpreter start-up) than they save.
 _MIN_CLIPS_FOR_WORKERS = 64
 
@@ -63,14 +67,12 @@ def _task_code(name: str) -> int:
 class SynthTask(Task):
     """Shared machinery: parameters, deterministic per-clip seeds, atomic render to disk, manifest reading.
 
-    Subclasses set ``name``, ``task_type``, ``labels``, ``size_defaults`` (n_train/n_valid/n_test),
-    ``extra_defaults`` (task-specific parameters) and implement ``_assign_labels``, ``_render_clip``,
+    Subclasses set ``name``, ``task_type``, ``labels``, are registered with their config schema (a
+    :class:`~benchmark.schema.SynthTaskSpec` subclass: the generator parameters and their defaults) and implement ``_assign_labels``, ``_render_clip``,
     ``_label_columns`` and ``_target_from_row``.
     """
 
-    common_defaults: ClassVar[dict[str, Any]] = {"seed": 0, "clip_seconds": 3.0, "sample_rate": 22050}
-    size_defaults: ClassVar[dict[str, int]] = {}
-    extra_defaults: ClassVar[dict[str, Any]] = {}
+    config_schema: ClassVar[type[SynthTaskSpec]] = SynthTaskSpec  # set by register_task(kind, schema=...)
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)
@@ -79,8 +81,8 @@ class SynthTask(Task):
     # -- parameters ------------------------------------------------------------------------------------
     def _resolve_params(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by the config, coerced to canonical types (so ``3`` and ``3.0`` are one dataset)."""
-        defaults = {**self.common_defaults, **self.size_defaults, **self.extra_defaults}
-        unknown = sorted(set(cfg) - set(defaults) - _PIPELINE_KEYS - set(_RUNTIME_DEFAULTS))
+        defaults = self.generator_defaults()
+        unknown = sorted(set(cfg) - set(defaults) - _NOT_GENERATOR_KEYS)
         if unknown:
             warnings.warn(f"task {self.name}: ignoring unknown config keys {unknown}; known: {sorted(defaults)}",
                           stacklevel=3)
@@ -89,27 +91,33 @@ class SynthTask(Task):
             value = cfg.get(key, default)
             if value is None:
                 value = default
-            if isinstance(default, float):
-                params[key] = float(value)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if isinstance(default, float) and math.isfinite(number):
+                params[key] = number
+            elif math.isfinite(number) and number == int(number):
+                params[key] = int(number)
             else:
-                if float(value) != int(float(value)):
-                    raise ValueError(f"task {self.name}: {key} must be an integer, got {value!r}")
-                params[key] = int(float(value))
-        if params["seed"] < 0:
-            raise ValueError(f"task {self.name}: seed must be >= 0, got {params['seed']}")
-        if params["clip_seconds"] <= 0.5:
-            raise ValueError(f"task {self.name}: clip_seconds must be > 0.5, got {params['clip_seconds']}")
-        if params["sample_rate"] < 8000:
-            raise ValueError(f"task {self.name}: sample_rate must be >= 8000, got {params['sample_rate']}")
-        for split in SPLITS:
-            if params[f"n_{split}"] < 0:
-                raise ValueError(f"task {self.name}: n_{split} must be >= 0")
-        self._check_params(params)
+                kind = "a number" if isinstance(default, float) else "a whole number"
+                raise ConfigError(f"task.{key}={value!r}: must be {kind} (task {self.name}; default {default})")
+        self.config_schema(**params)  # the schema's range checks (seed >= 0, clip_seconds > 0.5 ...), ConfigError
+        try:
+            self._check_params(params)
+        except ValueError as exc:
+            raise ConfigError(f"task {self.name}: {exc} (got {params}); change it in configs/task/{self.name}.yaml "
+                              f"or with task.KEY=VALUE") from None
         workers = cfg.get("render_workers")
-        self.render_workers = int(workers) if workers is not None else _RUNTIME_DEFAULTS["render_workers"]
+        self.render_workers = int(workers) if workers is not None else 0
         if self.render_workers < 0:
-            raise ValueError(f"task {self.name}: render_workers must be >= 0")
+            raise ConfigError(f"task.render_workers={workers!r}: must be >= 0 (0 = one per core) or null")
         return params
+
+    @classmethod
+    def generator_defaults(cls) -> dict[str, Any]:
+        """The generator parameters and their defaults, from the task's config schema (the one place they live)."""
+        return {f.name: f.default for f in dataclasses.fields(cls.config_schema) if f.name not in _NOT_GENERATOR_KEYS}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         """Task-specific parameter validation (override)."""

@@ -16,10 +16,12 @@ are stored in the manifest (``beats`` and ``downbeats``: space-separated seconds
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from benchmark.schema import BeatDecoderSpec, SynthTaskSpec
 from benchmark.targets import BeatTarget
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_audio import NoteEvent
@@ -97,15 +99,26 @@ def groove(bpm: float, meter: str, offset: float, seconds: float, rng: np.random
     return events
 
 
-@register_task("synth_beats")
+@dataclass
+class SynthBeatsSpec(SynthTaskSpec, BeatDecoderSpec):
+    """The generator parameters of ``synth_beats`` and their defaults (configs/task/synth_beats.yaml restates them)."""
+
+    clip_seconds: float = 6.0
+    n_train: int = 80
+    n_valid: int = 30
+    n_test: int = 30
+    tempo_min: float = 70.0
+    tempo_max: float = 180.0
+    compound_max: float = 120.0
+
+
+@register_task("synth_beats", schema=SynthBeatsSpec)
 class SynthBeats(SynthTask):
     """Beat and downbeat tracking on synthetic grooves in 4/4, 3/4 and 6/8 (frame level, beat F-measure)."""
 
     name = "synth_beats"
     task_type = "beat"
     labels = ["beat", "downbeat"]
-    size_defaults = {"n_train": 80, "n_valid": 30, "n_test": 30}
-    extra_defaults = {"clip_seconds": 6.0, "tempo_min": 70.0, "tempo_max": 180.0, "compound_max": 120.0}
     _RUNTIME_KEYS = frozenset({"decoder", "min_bpm", "max_bpm", "transition_lambda", "peak_threshold", "meters",
                                "eval_skip_seconds", "window_min_fraction"})
 

@@ -15,10 +15,12 @@ probe row; sizes and the clip length are overridable like the other synthetic ta
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from benchmark.schema import SynthTaskSpec
 from benchmark.targets import CHORD_ROOTS, CHORD_VOCABULARY, ChordSegments
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_base import SynthTask
@@ -72,15 +74,26 @@ def chord_sequence(bpm: float, offset: float, seconds: float, rng: np.random.Gen
     return segments
 
 
-@register_task("synth_chord_frames")
+@dataclass
+class SynthChordFramesSpec(SynthTaskSpec):
+    """The generator parameters of ``synth_chord_frames`` and their defaults (configs/task/synth_chord_frames.yaml restates them)."""
+
+    clip_seconds: float = 6.0
+    n_train: int = 48
+    n_valid: int = 16
+    n_test: int = 16
+    tempo_min: float = 80.0
+    tempo_max: float = 150.0
+    drums_p: float = 0.3
+
+
+@register_task("synth_chord_frames", schema=SynthChordFramesSpec)
 class SynthChordFrames(SynthTask):
     """Frame-level chord recognition: maj/min triads changing at random beats, scored with mir_eval.chord."""
 
     name = "synth_chord_frames"
     task_type = "chord_frames"
     labels = list(CHORD_VOCABULARY)
-    size_defaults = {"n_train": 48, "n_valid": 16, "n_test": 16}
-    extra_defaults = {"clip_seconds": 6.0, "tempo_min": 80.0, "tempo_max": 150.0, "drums_p": 0.3}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         if not 30.0 <= params["tempo_min"] < params["tempo_max"] <= 300.0:

@@ -1,10 +1,12 @@
 """synth_chords: chord recognition on synthetic clips (multiclass, 12 roots x {maj, min, dim, 7})."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from benchmark.schema import SynthTaskSpec
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_base import SynthClassTask
 from benchmark.tasks.synth_music import (
@@ -13,7 +15,16 @@ from benchmark.tasks.synth_music import (
 )
 
 
-@register_task("synth_chords")
+@dataclass
+class SynthChordsSpec(SynthTaskSpec):
+    """The generator parameters of ``synth_chords`` and their defaults (configs/task/synth_chords.yaml restates them)."""
+
+    n_train: int = 384
+    n_valid: int = 96
+    n_test: int = 96
+
+
+@register_task("synth_chords", schema=SynthChordsSpec)
 class SynthChords(SynthClassTask):
     """Chord recognition: one chord per clip, 12 roots x {maj, min, dim, 7}, balanced within each split.
 
@@ -24,7 +35,6 @@ class SynthChords(SynthClassTask):
     name = "synth_chords"
     task_type = "multiclass"
     labels = [f"{root}:{q}" for root in PITCH_CLASSES_SHARP for q in CHORD_QUALITIES]
-    size_defaults = {"n_train": 384, "n_valid": 96, "n_test": 96}
 
     def _render_clip(self, label: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, str]]:
         clip = self.params["clip_seconds"]

@@ -1,10 +1,12 @@
 """synth_key: key estimation on synthetic cadential progressions (24 keys, mir_eval spelling)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from benchmark.schema import SynthTaskSpec
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_audio import NoteEvent
 from benchmark.tasks.synth_base import SynthClassTask
@@ -19,7 +21,17 @@ MELODY_INSTRUMENTS: tuple[str, ...] = (
 )
 
 
-@register_task("synth_key")
+@dataclass
+class SynthKeySpec(SynthTaskSpec):
+    """The generator parameters of ``synth_key`` and their defaults (configs/task/synth_key.yaml restates them)."""
+
+    n_train: int = 240
+    n_valid: int = 72
+    n_test: int = 72
+    melody_probability: float = 0.6
+
+
+@register_task("synth_key", schema=SynthKeySpec)
 class SynthKey(SynthClassTask):
     """Key estimation: a short cadential progression (plus, often, a melody) in one of 24 keys.
 
@@ -30,8 +42,6 @@ class SynthKey(SynthClassTask):
     name = "synth_key"
     task_type = "key"
     labels = [f"{pc} major" for pc in PITCH_CLASSES_FLAT] + [f"{pc} minor" for pc in PITCH_CLASSES_FLAT]
-    size_defaults = {"n_train": 240, "n_valid": 72, "n_test": 72}
-    extra_defaults = {"melody_probability": 0.6}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         if not 0.0 <= params["melody_probability"] <= 1.0:

@@ -1,10 +1,12 @@
 """synth_tags: instrument tagging on synthetic arrangements (multilabel, six instruments)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from benchmark.schema import SynthTaskSpec
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_audio import NoteEvent
 from benchmark.tasks.synth_base import SynthTask
@@ -19,7 +21,17 @@ TAG_INSTRUMENTS: tuple[str, ...] = ("pad", "pluck", "organ", "bell", "bass", "dr
 TAG_GAIN_KEYS: tuple[str, ...] = ("pad", "pluck", "organ", "bell", "bass", "kick", "snare", "hat", "open_hat")
 
 
-@register_task("synth_tags")
+@dataclass
+class SynthTagsSpec(SynthTaskSpec):
+    """The generator parameters of ``synth_tags`` and their defaults (configs/task/synth_tags.yaml restates them)."""
+
+    n_train: int = 300
+    n_valid: int = 100
+    n_test: int = 100
+    tag_probability: float = 0.4
+
+
+@register_task("synth_tags", schema=SynthTagsSpec)
 class SynthTags(SynthTask):
     """Instrument tagging: which of six synthetic instruments play in a short arrangement.
 
@@ -31,8 +43,6 @@ class SynthTags(SynthTask):
     name = "synth_tags"
     task_type = "multilabel"
     labels = list(TAG_INSTRUMENTS)
-    size_defaults = {"n_train": 300, "n_valid": 100, "n_test": 100}
-    extra_defaults = {"tag_probability": 0.4}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         if not 0.0 < params["tag_probability"] <= 1.0:

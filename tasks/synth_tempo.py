@@ -2,22 +2,34 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
+from benchmark.schema import SynthTaskSpec
 from benchmark.tasks.registry import register_task
 from benchmark.tasks.synth_base import SynthTask
 from benchmark.tasks.synth_music import (
-    DRUM_PATTERNS, bass_line, chord_pattern, drum_groove, numeral_chord, random_key, random_progression,
-    voice_lead,
+    DRUM_PATTERNS, bass_line, chord_pattern, drum_groove, numeral_chord, random_key, random_progression, voice_lead,
 )
 
 # Instruments that can stab chords over the groove.
 GROOVE_INSTRUMENTS: tuple[str, ...] = ("piano", "epiano", "pluck", "organ", "marimba")
 
 
-@register_task("synth_tempo")
+@dataclass
+class SynthTempoSpec(SynthTaskSpec):
+    """The generator parameters of ``synth_tempo`` and their defaults (configs/task/synth_tempo.yaml restates them)."""
+
+    n_train: int = 240
+    n_valid: int = 80
+    n_test: int = 80
+    tempo_min: float = 70.0
+    tempo_max: float = 180.0
+
+
+@register_task("synth_tempo", schema=SynthTempoSpec)
 class SynthTempo(SynthTask):
     """Tempo estimation: a drum groove (with accompaniment most of the time) at a tempo in BPM.
 
@@ -28,8 +40,6 @@ class SynthTempo(SynthTask):
     name = "synth_tempo"
     task_type = "regression"
     labels = ["tempo"]
-    size_defaults = {"n_train": 240, "n_valid": 80, "n_test": 80}
-    extra_defaults = {"tempo_min": 70.0, "tempo_max": 180.0}
 
     def _check_params(self, params: dict[str, Any]) -> None:
         if not 20.0 <= params["tempo_min"] < params["tempo_max"] <= 400.0:

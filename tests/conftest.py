@@ -12,6 +12,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from benchmark.config_store import register_schemas  # noqa: E402
+
+register_schemas()  # the config files' defaults: lists name these schemas (as `python -m benchmark` registers them)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Everything the tests read lives in the repository (tests/fixtures/, each folder with its PROVENANCE.md).
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "mert"

@@ -24,6 +24,7 @@ from benchmark.audio import (
     load_audio,
     pad_to_minimum,
 )
+from benchmark.resources import config_file_values
 from tests.conftest import FIXTURES, REPO_ROOT
 
 
@@ -145,13 +146,12 @@ def test_silent_clip_is_returned_as_zeros(tmp_path: Path) -> None:
 
 def test_mert_do_normalize_on_silence_does_not_divide_by_zero(monkeypatch, tmp_path: Path) -> None:
     """Zero variance: the 1e-7 floor of Wav2Vec2FeatureExtractor keeps the normalised input at exactly 0."""
-    from omegaconf import OmegaConf
 
     from benchmark.encoders import build_encoder
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("BENCHMARK_HASH_CACHE", str(tmp_path / "sha256.json"))
-    cfg = OmegaConf.to_container(OmegaConf.load(REPO_ROOT / "configs" / "model" / "mert-v1-95m.yaml"))
+    cfg = config_file_values(REPO_ROOT / "configs" / "model" / "mert-v1-95m.yaml")
     cfg["checkpoint"] = str(FIXTURES / "v1-95m-tiny")
     enc = build_encoder(cfg)
     enc.do_normalize = True  # the fixture's preprocessor has it off; MERT-v0 and music2vec ship it on

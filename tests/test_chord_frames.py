@@ -16,7 +16,6 @@ import mir_eval
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from rich.console import Console
 
 from benchmark.frame_level import FrameLayout
@@ -26,6 +25,7 @@ from benchmark.kinds.chords import (
     CHORD_FRAMES, ChordEvaluator, NonFiniteChordScoresError, chord_index, constant_chance, frame_classes,
     frames_to_segments, pooled_scores, track_scores,
 )
+from benchmark.resources import config_file_values
 from benchmark.runner import run
 from benchmark.targets import CHORD_VOCABULARY, ChordSegments
 from benchmark.tasks.registry import build_task
@@ -188,7 +188,7 @@ def test_chance_is_the_best_constant_chord_on_train_scored_on_the_split() -> Non
 
 # ------------------------------------------------------------------------------------------------- the task
 def test_config_builds_the_task_and_its_targets_are_chord_sequences_on_beats() -> None:
-    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "task" / "synth_chord_frames.yaml"))
+    cfg = config_file_values(REPO / "configs" / "task" / "synth_chord_frames.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         task = build_task(cfg)

@@ -55,8 +55,44 @@ def test_unknown_name_lists_the_valid_names(tmp_path: Path, group: str, valid: l
 def test_unknown_override_key_is_refused_naming_the_key(tmp_path: Path, override: str, key: str) -> None:
     out = _cli("run", override, tmp=tmp_path)
     assert out.returncode != 0
-    assert f"Could not override '{key}'" in out.stderr and "is not in struct" in out.stderr
+    # a group with a schema names it ("Key 'no_such' not in 'SynthChordsSpec'"), the rest says "not in struct"
+    assert f"Could not override '{key}'" in out.stderr
+    assert f"Key '{key.split('.')[-1]}' not in '" in out.stderr or "is not in struct" in out.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("override,fragment", [
+    ("seed=1.5", "Value '1.5' of type 'float' could not be converted to Integer"),
+    ("seed=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
+    ("model.batch_size=x", "Value 'x' of type 'str' could not be converted to Integer"),
+    ("task.n_train=many", "Value 'many' of type 'str' could not be converted to Integer"),
+    ("trainer.deterministic=maybe", "Value 'maybe' is not a valid bool"),
+])
+def test_a_value_of_the_wrong_type_is_refused_while_composing(override: str, fragment: str) -> None:
+    """The schemas make Hydra refuse it before the run starts (``seed=1.5`` used to be recorded as seed 1)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base="1.3"):
+        with pytest.raises(ConfigCompositionException) as info:
+            compose(config_name="config", overrides=["model=mfcc", override])
+    message = str(info.value) + str(info.value.__cause__)
+    assert fragment in message and override.split("=")[0] in message, message
+
+
+def test_a_wrong_type_reaches_the_user_without_a_traceback(tmp_path: Path) -> None:
+    out = _cli("run", "seed=1.5", tmp=tmp_path)
+    assert out.returncode == 1
+    assert "Error merging override seed=1.5" in out.stderr and "full_key: seed" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "data").exists()
+
+
+def test_data_root_that_is_a_file_is_refused(compose_config, tmp_path: Path) -> None:
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("")
+    config = compose_config("model=mfcc", f"data_root={afile}")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run(config, console=Console(quiet=True))
 
 
 def test_a_bad_value_reaches_the_user_from_the_cli_before_any_work(tmp_path: Path) -> None:
@@ -93,6 +129,16 @@ def _refused(config: dict[str, Any], *fragments: str, encoder: Encoder | None = 
     (["task.window_seconds=-1"], ["task.window_seconds=-1", "null"]),
     (["task.hop_seconds=0"], ["task.hop_seconds=0"]),
     (["task=gtzan", "task.window_min_fraction=1.5"], ["task.window_min_fraction=1.5"]),
+    # the schemas' value checks (benchmark/schema.py): right type, impossible value
+    (["seed=-1"], ["seed=-1", ">= 0"]),
+    (["num_workers=-1"], ["num_workers=-1", ">= 0"]),
+    (["shard_tracks=0"], ["shard_tracks=0", ">= 1"]),
+    (["model.batch_size=0"], ["model.batch_size=0", ">= 1"]),
+    (["model.batch_size=-4"], ["model.batch_size=-4"]),
+    (["model.hop_ms=0"], ["model.hop_ms=0", "positive"]),
+    (["task.n_train=-1"], ["task.n_train=-1", ">= 0"]),
+    (["task.clip_seconds=0.1"], ["task.clip_seconds=0.1", "> 0.5"]),
+    (["task=synth_key", "task.melody_probability=2"], ["task synth_key", "melody_probability must be in [0, 1]"]),
 ])
 def test_config_values_that_cannot_work_are_refused_first(compose_config, overrides, fragments) -> None:
     _refused(compose_config("model=mfcc", *overrides), *fragments)

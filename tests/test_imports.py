@@ -15,7 +15,8 @@ from tests.conftest import REPO_ROOT
 PACKAGES = {"benchmark": "benchmark", "tasks": "benchmark.tasks"}
 # what a task module may use from the rest of the suite: core types and leaf utilities, never pipeline code
 TASK_MAY_IMPORT = {"benchmark", "benchmark.errors", "benchmark.resources", "benchmark.checksums",
-                   "benchmark.targets", "benchmark.processes", "benchmark.kinds", "benchmark.kinds.base"}
+                   "benchmark.targets", "benchmark.processes", "benchmark.kinds", "benchmark.kinds.base",
+                   "benchmark.schema"}
 
 
 def _modules() -> dict[str, Path]:

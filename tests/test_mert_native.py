@@ -24,6 +24,7 @@ from benchmark.cli import user_error_message
 from benchmark.encoders import hf_snapshot
 from benchmark.encoders.registry import _BUILDERS
 from benchmark.errors import UserError
+from benchmark.resources import config_file_values
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = REPO / "configs" / "model"
@@ -57,7 +58,7 @@ def build(cfg: Any) -> mert.MertEncoder:
 
 
 def model_yaml(name: str, **overrides: Any) -> Any:
-    cfg = OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml")
+    cfg = OmegaConf.create(config_file_values(MODEL_CONFIGS / f"{name}.yaml"))
     for key, value in overrides.items():
         cfg[key] = value
     return cfg
@@ -124,7 +125,7 @@ def check_against_reference(enc: mert.MertEncoder, fixture: str) -> tuple[float,
 # --- the model configs ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ALL_YAMLS)
 def test_model_yaml_is_complete(name: str) -> None:
-    cfg = OmegaConf.to_container(OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml"))
+    cfg = config_file_values(MODEL_CONFIGS / f"{name}.yaml")
     assert isinstance(cfg, dict)
     for key in ("name", "kind", "hub_id", "revision", "checkpoint", "random_init", "arch", "seed", "dtype",
                 "batch_size", "context_seconds"):
@@ -146,7 +147,7 @@ def test_model_yaml_says_where_its_revision_was_verified(name: str) -> None:
     if name.endswith("-random"):
         base = name[: -len("-random")]
         assert "revision: not used" in comment and f"{base}.yaml" in comment
-        assert OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml").revision == model_yaml(base).revision
+        assert model_yaml(name).revision == model_yaml(base).revision
     else:
         assert "Where verified:" in comment
         assert "model.revision=main" in comment and "no network" in comment

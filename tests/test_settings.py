@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from omegaconf import OmegaConf
-
-from benchmark.resources import config_dir
+from benchmark.resources import config_dir, config_file_values
 from benchmark.settings import ProbeSettings, TrainerSettings
 
 
 def _file(group: str, name: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(config_dir() / group / f"{name}.yaml"), resolve=True)
+    return config_file_values(config_dir() / group / f"{name}.yaml")
 
 
 def test_trainer_defaults_are_the_config_file():

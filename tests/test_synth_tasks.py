@@ -18,19 +18,18 @@ from typing import Any
 
 import mir_eval
 import numpy as np
-
-from benchmark.metrics import chance_score
 import pytest
 import soundfile as sf
-from omegaconf import OmegaConf
 
+from benchmark.metrics import chance_score
+from benchmark.resources import config_file_values
 from benchmark.tasks.base import SPLITS
 from benchmark.tasks.registry import build_task, task_kinds
+from benchmark.tasks.synth_audio import INSTRUMENTS, midi_to_hz, normalise, render_drum, render_note
 from benchmark.tasks.synth_base import GENERATOR_VERSION, SynthTask
 from benchmark.tasks.synth_chords import SynthChords
 from benchmark.tasks.synth_music import CHORD_QUALITIES, PITCH_CLASSES_FLAT, PITCH_CLASSES_SHARP
 from benchmark.tasks.synth_tags import TAG_INSTRUMENTS
-from benchmark.tasks.synth_audio import INSTRUMENTS, midi_to_hz, normalise, render_drum, render_note
 
 REPO = Path(__file__).resolve().parents[1]
 KINDS = ("synth_chords", "synth_key", "synth_tags", "synth_tempo")
@@ -155,7 +154,7 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------- configs, params
 @pytest.mark.parametrize("kind", KINDS)
 def test_config_builds_registered_task_without_warnings(kind: str) -> None:
-    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "task" / f"{kind}.yaml"))
+    cfg = config_file_values(REPO / "configs" / "task" / f"{kind}.yaml")
     assert kind in task_kinds()
     assert cfg["name"] == cfg["kind"] == kind
     with warnings.catch_warnings():

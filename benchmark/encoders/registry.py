@@ -9,19 +9,23 @@ from typing import Any, Callable, Mapping
 
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
+from benchmark.schema import ModelSpec
 
 EncoderBuilder = Callable[[Mapping[str, Any]], Encoder]
 
 _BUILDERS: dict[str, EncoderBuilder] = {}
+_SCHEMAS: dict[str, type[ModelSpec]] = {}
 
 
-def register_encoder(kind: str) -> Callable[[EncoderBuilder], EncoderBuilder]:
-    """Decorator registering ``builder(model_cfg) -> Encoder`` under ``kind``."""
+def register_encoder(kind: str, schema: type[ModelSpec] = ModelSpec) -> Callable[[EncoderBuilder], EncoderBuilder]:
+    """Decorator registering ``builder(model_cfg) -> Encoder`` under ``kind``, with the dataclass its config is
+    checked against when composed (``configs/model/<name>.yaml`` starts from ``/schema/model/<kind>@_here_``)."""
 
     def decorate(builder: EncoderBuilder) -> EncoderBuilder:
         if kind in _BUILDERS:
             raise ValueError(f"encoder kind {kind!r} registered twice")
         _BUILDERS[kind] = builder
+        _SCHEMAS[kind] = schema
         return builder
 
     return decorate
@@ -30,6 +34,12 @@ def register_encoder(kind: str) -> Callable[[EncoderBuilder], EncoderBuilder]:
 def encoder_kinds() -> list[str]:
     _import_builtin_encoders()
     return sorted(_BUILDERS)
+
+
+def encoder_schemas() -> dict[str, type[ModelSpec]]:
+    """Every encoder kind's config schema (benchmark.config_store stores them for Hydra)."""
+    _import_builtin_encoders()
+    return dict(_SCHEMAS)
 
 
 def build_encoder(model_cfg: Mapping[str, Any]) -> Encoder:

@@ -1,0 +1,152 @@
+"""The run spec's types: Hydra structured configs that every composed config is checked against.
+
+Why: a run config used to be an untyped dict, checked by hand in several places, so ``seed=abc`` or
+``model.batch_size=x`` surfaced as a traceback deep in a run. Every config file now starts from one of these
+dataclasses (its ``defaults:`` names ``/schema/<group>/<kind>@_here_``), so Hydra refuses a value of the wrong
+type, or a key the schema does not have, while composing, naming the key. Values that have the right type but
+cannot work (a negative seed, ``batch_size=0``) are refused by the ``__post_init__`` checks below when
+:func:`benchmark.config_store.validate_run_config` turns the composed config into these objects, before any data
+is read.
+
+Where values live: the YAML files hold every value a user reads and edits; these classes hold the types, and the
+defaults of keys a config file may leave out (``None`` = "the code's default", e.g. ``window_seconds: null`` is the
+encoder's context). Probe and trainer settings are :mod:`benchmark.settings` (their defaults are tested equal to the
+config files). A task or encoder kind declares its schema next to its code (``register_task(kind,
+schema=...)``, ``register_encoder(kind, schema=...)``), so adding one touches its own module and config only.
+
+Adding a key: give it a neutral default here and list it in ``record.NEUTRAL_DEFAULTS`` (or make it an execution
+key), so finished runs keep their protocol checksum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+from benchmark.errors import ConfigError
+
+
+def require(condition: bool, key: str, value: Any, rule: str) -> None:
+    """Raise the one-paragraph ConfigError a user sees for a setting that has the right type but cannot work."""
+    if not condition:
+        raise ConfigError(f"{key}={value!r}: {rule}")
+
+
+@dataclass
+class RunSpec:
+    """The top level of ``configs/config.yaml`` (the ``run`` and ``extract`` commands)."""
+
+    seed: int = 0
+    layers: Any = "all"
+    data_root: str = "datasets"
+    cache_dir: str = "cache"
+    results_dir: str = "results"
+    num_workers: int = 1
+    device: str = "auto"
+    force: bool = False
+    max_missing_fraction: float = 0.01
+    verify_checksums: bool = True
+    shard_tracks: int = 64
+    task: Any = MISSING
+    model: Any = MISSING
+    probe: Any = MISSING
+    trainer: Any = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.seed >= 0, "seed", self.seed, "must be a whole number >= 0 (it seeds the probe heads' "
+                "initialisation and data order; seed=0,1,2 with -m runs several)")
+        require(self.num_workers >= 0, "num_workers", self.num_workers,
+                "must be >= 0 (DataLoader processes decoding audio; 0 decodes in the main process)")
+        require(self.shard_tracks >= 1, "shard_tracks", self.shard_tracks,
+                "must be >= 1 (tracks committed to the cache together; default 64)")
+        require(0.0 <= self.max_missing_fraction <= 1.0, "max_missing_fraction", self.max_missing_fraction,
+                "must be in [0, 1] (default 0.01)")
+        require(bool(self.device.strip()), "device", self.device, "use auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class TaskSpec:
+    """Keys every task config has: the registry kind, and how audio is cut into encoder windows."""
+
+    name: str = MISSING
+    kind: str = MISSING
+    window_seconds: Optional[float] = None  # None = the encoder's pretraining context
+    hop_seconds: Optional[float] = None  # None = the window (no overlap)
+
+    def __post_init__(self) -> None:
+        for key in ("window_seconds", "hop_seconds"):
+            value = getattr(self, key)
+            require(value is None or value > 0, f"task.{key}", value,
+                    "must be a positive number of seconds, or null for the default (the encoder's pretraining "
+                    "context; hop = the window)")
+
+
+@dataclass
+class WindowedTaskSpec(TaskSpec):
+    """A task on recordings longer than a window: a trailing part shorter than this fraction of one is dropped."""
+
+    window_min_fraction: Optional[float] = None  # None = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        value = self.window_min_fraction
+        require(value is None or 0.0 <= value <= 1.0, "task.window_min_fraction", value,
+                "must be in [0, 1] (default 0.5)")
+
+
+@dataclass
+class BeatDecoderSpec(TaskSpec):
+    """A beat-tracking task: how frame activations become beat times (benchmark/beat_decode.py)."""
+
+    decoder: str = "dbn"
+    min_bpm: float = 55.0
+    max_bpm: float = 215.0
+    transition_lambda: float = 100.0
+    peak_threshold: float = 0.3
+    meters: List[int] = field(default_factory=lambda: [2, 3, 4])
+    eval_skip_seconds: float = 0.0
+    # decoder and tempo range are checked with their fix when the evaluator is built, before any data is read
+    # (benchmark.frame_level.DecoderConfig)
+
+
+@dataclass
+class SynthTaskSpec(TaskSpec):
+    """A synthetic task rendered offline: every key below is a generator parameter (it is the dataset's identity),
+    except ``render_workers`` (processes rendering in parallel, None = one per core up to 8; an execution key)."""
+
+    seed: int = 0
+    clip_seconds: float = 3.0
+    sample_rate: int = 22050
+    n_train: int = MISSING
+    n_valid: int = MISSING
+    n_test: int = MISSING
+    render_workers: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.seed >= 0, "task.seed", self.seed, "must be a whole number >= 0 (the generator's seed)")
+        require(self.clip_seconds > 0.5, "task.clip_seconds", self.clip_seconds, "must be > 0.5")
+        require(self.sample_rate >= 8000, "task.sample_rate", self.sample_rate, "must be >= 8000 Hz")
+        for split in ("train", "valid", "test"):
+            value = getattr(self, f"n_{split}")
+            require(value >= 0, f"task.n_{split}", value, "must be >= 0 clips")
+        require(self.render_workers is None or self.render_workers >= 0, "task.render_workers",
+                self.render_workers, "must be >= 0 (0 = one per core) or null")
+
+
+@dataclass
+class ModelSpec:
+    """Keys every model config has: the registry kind and how the encoder is run."""
+
+    name: str = MISSING
+    kind: str = MISSING
+    batch_size: int = MISSING
+    dtype: str = "fp32"
+    context_seconds: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        require(self.batch_size >= 1, "model.batch_size", self.batch_size,
+                "must be >= 1 (encoder windows per forward pass; lower it if memory runs out)")
+        require(self.context_seconds is None or self.context_seconds > 0, "model.context_seconds",
+                self.context_seconds, "must be a positive number of seconds, or null for the model's own")
