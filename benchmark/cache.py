@@ -15,11 +15,20 @@ and the new index written last, so ``has(split)`` never sees a data file that do
 
 Temporary files carry the writer's process id; a later writer deletes those of processes that no longer run and
 no reader ever opens them.
+
+Why checksums: a cache is reused for weeks by many runs, so what it returns must be what was written. Every shard
+and every split's data file carries the sha256 of its bytes in its index, written with the data; a split is
+verified in full (about 2 GB/s on one core) the first time a process reads it, a shard before it is reused. An
+index that cannot be read, a data file of the wrong size or with other bytes is a missing split: it is extracted
+again after a one-line warning naming the entry. Which audio a cached track came from is part of its key
+(``size:mtime_ns`` of the file), so audio replaced behind a cached entry is extracted again.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,12 +37,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from benchmark.errors import UserError
 from benchmark.processes import pid_alive
+
+log = logging.getLogger(__name__)
 
 # 2: rows in canonical (track, window, frame) order, written through shards. Part of every cache key, so a
 # cache written by an older layout is never read as if it were current.
 CACHE_FORMAT_VERSION = 2
-SHARD_FORMAT_VERSION = 1
+SHARD_FORMAT_VERSION = 2  # 2: the index holds the shard's sha256
 COPY_CHUNK_BYTES = 64 << 20  # finalisation copies shards in chunks of this size: memory stays bounded
 
 
@@ -123,6 +135,49 @@ def file_stamp(path: Path) -> list[int] | None:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, inode) -> sha256, per process
+
+
+def stream_sha256(path: Path) -> str:
+    """sha256 of a file read in bounded chunks (a split's data file can be many GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(COPY_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_sha256(path: Path) -> str:
+    """:func:`stream_sha256`, computed once per process for a file that has not changed since (several checks
+    of the same split in one run, e.g. before and after taking its lock, read it once)."""
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = stream_sha256(path)
+    return _VERIFIED[key]
+
+
+class CacheSpaceError(UserError):
+    """The feature cache's disk is full (or over quota, read-only, not writable): which folder, and the fix."""
+
+
+def storage_failure(exc: OSError, folder: Path, needed_bytes: int | None = None) -> UserError | None:
+    """A one-paragraph error for a storage failure while writing the cache: the folder, the free space, the
+    space still needed where it can be estimated, and the settings that move the cache. None for other errors."""
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+    if exc.errno not in reasons:
+        return None
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free"
+    except OSError:
+        free = "free space unknown"
+    need = f"; this split needs about {needed_bytes / 1e9:.2f} GB more" if needed_bytes else ""
+    return CacheSpaceError(
+        f"cannot write the feature cache in {folder}: {reasons[exc.errno]} ({free}{need}). Free space there, or "
+        f"point cache_dir=... at a larger disk; finished shards are kept, so the same command resumes.")
+
+
 @dataclass
 class ShardResult:
     """What one shard holds, as recorded in its index.
@@ -138,6 +193,7 @@ class ShardResult:
     flagged: dict[str, list[str]]
     forward_calls: int
     rows: int
+    sha256: str = ""
 
 
 class FeatureCache:
@@ -152,15 +208,65 @@ class FeatureCache:
         return self.dir / f"{split}.f16", self.dir / f"{split}.index.json"
 
     def has(self, split: str, tracks_checksum: str) -> bool:
-        """True when ``split`` was completely extracted for exactly this list of tracks and no file that failed
-        to decode has been replaced since (a replaced file is extracted again)."""
+        """True when ``split`` was completely extracted for exactly this list of tracks (their audio files'
+        stamps included), its data file holds the bytes its index describes, and no file that failed to decode
+        has been replaced since (a replaced file is extracted again).
+
+        A damaged entry (unreadable index, data of the wrong size or checksum) is reported in one warning and
+        removed, so the caller extracts the split again instead of training on it.
+        """
+        _, index = self._paths(split)
+        if not index.exists():
+            return False
+        meta = self._read_index(split)
+        if meta is None or meta.get("tracks_checksum") != tracks_checksum:
+            return False
+        if not all(file_stamp(Path(f["path"])) == f["stamp"] for f in meta.get("failed", {}).values()):
+            return False
+        problem = self._data_problem(self._paths(split)[0], meta)
+        if problem is not None:
+            self._discard(split, problem)
+            return False
+        return True
+
+    def _read_index(self, split: str) -> dict[str, Any] | None:
+        """The split's index, or None (after a warning, and with the entry removed) when it cannot be used."""
+        _, index = self._paths(split)
+        try:
+            meta = json.loads(index.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._discard(split, f"its index cannot be read ({type(exc).__name__}: {exc})")
+            return None
+        required = {"shape": list, "track_ids": list, "window_track": list, "tracks_checksum": str}
+        wrong = [k for k, kind in required.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), kind)]
+        if wrong:
+            self._discard(split, f"its index lacks {', '.join(wrong)} (written by an older suite, or damaged)")
+            return None
+        return meta
+
+    def _data_problem(self, data: Path, meta: dict[str, Any]) -> str | None:
+        """Why the data file does not hold what ``meta`` says (size, then sha256), or None when it does."""
+        try:
+            expected = int(np.prod([int(n) for n in meta["shape"]])) * 2
+            size = data.stat().st_size
+        except (OSError, TypeError, ValueError):
+            return "its data file is missing, or its index has no valid shape"
+        if size != expected:
+            return f"its data file has {size} bytes where the index describes {expected}"
+        if "data_sha256" not in meta:
+            return "its index has no checksum (written by an older version of the suite)"
+        if verified_sha256(data) != meta["data_sha256"]:
+            return "its data file's checksum differs from the one written with it (the file was changed)"
+        return None
+
+    def _discard(self, split: str, reason: str) -> None:
+        """Warn and remove a split's unusable index and data, so that it is extracted again from the audio."""
         data, index = self._paths(split)
-        if not (data.exists() and index.exists()):
-            return False
-        meta = json.loads(index.read_text())
-        if meta.get("tracks_checksum") != tracks_checksum:
-            return False
-        return all(file_stamp(Path(f["path"])) == f["stamp"] for f in meta.get("failed", {}).values())
+        log.warning("feature cache %s, split %s: %s; extracting it again", self.dir, split, reason)
+        index.unlink(missing_ok=True)
+        data.unlink(missing_ok=True)
 
     def load(self, split: str) -> SplitFeatures:
         data, index = self._paths(split)
@@ -172,6 +278,23 @@ class FeatureCache:
             window_track=np.asarray(meta["window_track"], dtype=np.int64),
             track_ids=list(meta["track_ids"]),
         )
+
+    def tidy(self, split: str) -> None:
+        """Remove what a complete split no longer needs: its shards (unless a track failed: that shard is kept so
+        that replacing the file costs one shard) and temporaries of dead writers. A process killed between
+        writing a split's index and deleting its shards leaves them behind; the next run that reads the split
+        removes them here."""
+        meta = self._read_index(split)
+        if meta is None or meta.get("failed"):
+            return
+        shards = self.dir / "shards"
+        for folder in sorted(shards.glob(f"{split}-n*")) if shards.is_dir() else []:
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            shards.rmdir()
+        except OSError:
+            pass
+        remove_stale_temporaries(self.dir)
 
     def index(self, split: str) -> dict[str, Any]:
         """The index of a complete split: shape, track ids, failed and flagged tracks, and what the extraction
@@ -212,10 +335,15 @@ class FeatureCache:
         failed = meta["failed"]
         if [k for k in meta["keys"] if k not in failed] != [k for k in keys if k not in failed]:
             return None  # other tracks than now (a track was added back, or the list changed)
+        if meta.get("sha256") != verified_sha256(data):
+            log.warning("feature cache %s: shard %s of split %s does not hold the bytes written with it; "
+                        "extracting it again", self.dir, shard, split)
+            return None
         if any(file_stamp(Path(f["path"])) != f["stamp"] for k, f in failed.items() if k in keys):
             return None  # a file that failed was replaced: extract the shard again
         return ShardResult(keys=meta["keys"], windows=meta["windows"], failed=failed, flagged=meta["flagged"],
-                           forward_calls=int(meta.get("forward_calls", 0)), rows=int(meta["rows"]))
+                           forward_calls=int(meta.get("forward_calls", 0)), rows=int(meta["rows"]),
+                           sha256=meta["sha256"])
 
     def shard_writer(self, split: str, shard_tracks: int, shard: int, row_shape: tuple[int, int]) -> "ShardWriter":
         data, index = self._shard_paths(split, shard_tracks, shard)
@@ -236,12 +364,20 @@ class FeatureCache:
         failed: dict[str, dict[str, Any]] = {}
         flagged: dict[str, list[str]] = {}
         rows = 0
+        digest = hashlib.sha256()
         try:
             with open(tmp, "wb") as out:
                 for shard, result in shards:
                     src, _ = self._shard_paths(split, shard_tracks, shard)
+                    shard_digest = hashlib.sha256()
                     with open(src, "rb") as f:
-                        shutil.copyfileobj(f, out, COPY_CHUNK_BYTES)
+                        for chunk in iter(lambda: f.read(COPY_CHUNK_BYTES), b""):
+                            shard_digest.update(chunk)
+                            digest.update(chunk)
+                            out.write(chunk)
+                    if shard_digest.hexdigest() != result.sha256:
+                        raise RuntimeError(f"feature cache {self.dir}: shard {shard} of split {split} changed between "
+                                           "its commit and the merge; run the same command again to extract it anew")
                     for local, w, n in result.windows:
                         t = position[result.keys[local]]
                         window_track.extend([t] * n)
@@ -257,12 +393,17 @@ class FeatureCache:
             index.unlink(missing_ok=True)  # the split is incomplete from here until the new index exists
             os.replace(tmp, data)
             _fsync_dir(data.parent)
-        except BaseException:
+        except BaseException as exc:
             tmp.unlink(missing_ok=True)
+            failure = storage_failure(exc, self.dir, rows * int(np.prod(row_shape)) * 2) \
+                if isinstance(exc, OSError) else None
+            if failure is not None:
+                raise failure from exc
             raise
         meta = {
             "shape": [rows, *row_shape],
             "dtype": "float16",
+            "data_sha256": digest.hexdigest(),
             "track_ids": track_ids,
             "tracks_checksum": tracks_checksum,
             "window_track": window_track,
@@ -302,33 +443,55 @@ class ShardWriter:
         """Append the rows ``[n, hidden_states, dim]`` of a batch: per window its track, position and rows."""
         if rows.shape[1:] != self.row_shape:
             raise ValueError(f"feature rows have shape {rows.shape[1:]}, expected {self.row_shape}")
-        self._file.write(np.ascontiguousarray(rows, dtype=np.float16).tobytes())
+        try:
+            self._file.write(np.ascontiguousarray(rows, dtype=np.float16).tobytes())
+        except OSError as exc:
+            self._raise_storage(exc, len(rows))
         self.entries.extend((int(t), int(w), int(n)) for t, w, n in zip(key_positions, window_indices, counts))
 
+    def _raise_storage(self, exc: OSError, rows: int) -> None:
+        failure = storage_failure(exc, self.data_path.parent, rows * int(np.prod(self.row_shape)) * 2)
+        if failure is None:
+            raise exc
+        raise failure from exc
+
     def commit(self, keys: list[str], failed: dict[str, dict[str, Any]], flagged: dict[str, list[str]],
-               forward_calls: int) -> ShardResult:
+               forward_calls: int, drop: Iterable[int] = ()) -> ShardResult:
+        """Write the rows in canonical order, leaving out the windows of the key positions in ``drop`` (tracks
+        refused after some of their rows were appended, e.g. for non-finite features), then the index."""
         self._file.close()
         row_bytes = int(np.prod(self.row_shape)) * 2
         starts = np.cumsum([0] + [n for _, _, n in self.entries])
-        order = sorted(range(len(self.entries)), key=lambda i: self.entries[i][:2])
+        dropped = set(drop)
+        order = sorted((i for i in range(len(self.entries)) if self.entries[i][0] not in dropped),
+                       key=lambda i: self.entries[i][:2])
+        digest = hashlib.sha256()
         try:
             with open(self.part_path, "rb") as src, open(self.tmp_path, "wb") as out:
                 for i in order:
                     src.seek(int(starts[i]) * row_bytes)
-                    out.write(src.read(self.entries[i][2] * row_bytes))
+                    chunk = src.read(self.entries[i][2] * row_bytes)
+                    digest.update(chunk)
+                    out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(self.tmp_path, self.data_path)
+        except OSError as exc:
+            self._raise_storage(exc, int(starts[-1]))
         finally:
             self.part_path.unlink(missing_ok=True)
             self.tmp_path.unlink(missing_ok=True)
         windows = [list(self.entries[i]) for i in order]
-        rows = int(starts[-1])
+        rows = sum(self.entries[i][2] for i in order)
         meta = {"format": SHARD_FORMAT_VERSION, "row_shape": list(self.row_shape), "rows": rows, "keys": keys,
-                "windows": windows, "failed": failed, "flagged": flagged, "forward_calls": int(forward_calls)}
-        atomic_write_text(self.index_path, json.dumps(meta), durable=True)
+                "windows": windows, "failed": failed, "flagged": flagged, "forward_calls": int(forward_calls),
+                "sha256": digest.hexdigest()}
+        try:
+            atomic_write_text(self.index_path, json.dumps(meta), durable=True)
+        except OSError as exc:
+            self._raise_storage(exc, 0)
         return ShardResult(keys=keys, windows=windows, failed=failed, flagged=flagged, forward_calls=forward_calls,
-                           rows=rows)
+                           rows=rows, sha256=digest.hexdigest())
 
     def abort(self) -> None:
         self._file.close()

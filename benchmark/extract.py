@@ -106,8 +106,8 @@ class ExtractionStats:
     """What an extraction cost and what it could not use, for the run record.
 
     ``skipped``: per split, the track ids whose audio could not be decoded (no features); ``flagged``: per split,
-    ``padded_short`` (zero-padded to the encoder's receptive field) and ``non_finite`` (NaN/inf samples zeroed,
-    or NaN/inf features) track ids; ``failures``: per split, track id -> the decoder's message. These are read
+    ``padded_short`` (zero-padded to the encoder's receptive field) and ``non_finite`` (NaN/inf samples zeroed)
+    track ids (a track whose features are NaN/inf is not cached: it is skipped, with the reason); ``failures``: per split, track id -> the decoder's message. These are read
     from the cache index, so a run served from the cache reports them too.
     """
 
@@ -193,8 +193,20 @@ def track_key(t: Track) -> str:
     return f"{t.track_id}|{t.offset}|{t.duration}"
 
 
+def content_key(t: Track) -> str:
+    """:func:`track_key` plus the audio file's ``size:mtime_ns``: the key of a track's rows in the cache.
+
+    Why: the cache must not serve the features of audio that was replaced behind the same path (same name, new
+    content). A stat per track costs microseconds; hashing every file on every run would cost a full read of the
+    dataset. Copying a dataset without keeping modification times (``cp`` without ``-p``) therefore means one new
+    extraction, never wrong features.
+    """
+    stamp = file_stamp(t.path)
+    return f"{track_key(t)}|{'absent' if stamp is None else f'{stamp[0]}:{stamp[1]}'}"
+
+
 def tracks_checksum(tracks: list[Track]) -> str:
-    return track_list_checksum(track_key(t) for t in tracks)
+    return track_list_checksum(content_key(t) for t in tracks)
 
 
 def shard_groups(num_tracks: int, shard_tracks: int, positions: Sequence[int] | None = None) -> dict[int, list[int]]:
@@ -236,7 +248,7 @@ def extract_split(
     if int(shard_tracks) < 1:
         raise ConfigError(f"shard_tracks={shard_tracks!r}: must be a whole number >= 1")
     row_shape = (pooling.num_states(encoder), encoder.dim)
-    keys = [track_key(t) for t in tracks]
+    keys = [content_key(t) for t in tracks]
     groups = shard_groups(len(tracks), shard_tracks, positions)
     shard_of = {i: s for s, idx in groups.items() for i in idx}
 
@@ -271,6 +283,7 @@ def extract_split(
             local = {i: n for n, i in enumerate(idx)}
             failed: dict[str, dict[str, Any]] = {}
             flagged: dict[str, list[str]] = {name: [] for name in FLAGS}
+            dropped: set[int] = set()  # positions in the shard of tracks refused for non-finite features
             shard_calls = 0
 
             def windows_of(items=items, local=local, failed=failed, flagged=flagged):
@@ -297,17 +310,16 @@ def extract_split(
                     rows, counts = pooling.rows(states, frame_lengths)
                     rows16 = rows.astype(np.float16)
                     finite = np.isfinite(rows16).reshape(len(rows16), -1).all(axis=1)
-                    if not finite.all():
+                    if not finite.all():  # refused at write time: the track is reported, never cached
                         bad = np.repeat(np.arange(len(counts)), counts)[~finite]
                         for b in sorted(set(bad.tolist())):
-                            k = keys[idx[positions_in_shard[b]]]
-                            if k not in flagged["non_finite"]:
-                                flagged["non_finite"].append(k)
+                            refuse_non_finite(tracks[idx[positions_in_shard[b]]], keys[idx[positions_in_shard[b]]],
+                                              failed, dropped, positions_in_shard[b], split)
                     writer.append(rows16, positions_in_shard, window_indices, counts)
                     audio_samples += audio.size
                     windows += len(positions_in_shard)
                 flagged = {name: sorted(set(ks), key=[keys[i] for i in idx].index) for name, ks in flagged.items()}
-                done[s] = writer.commit([keys[i] for i in idx], failed, flagged, shard_calls)
+                done[s] = writer.commit([keys[i] for i in idx], failed, flagged, shard_calls, drop=dropped)
             except BaseException:
                 writer.abort()
                 raise
@@ -334,6 +346,23 @@ def extract_split(
         stats.per_split[split] = {"seconds": seconds, "windows": windows, "tracks": len(tracks),
                                   "shards": len(groups), "shards_reused": len(groups) - len(todo),
                                   "shards_this_process": len(mine)}
+
+
+def refuse_non_finite(track: Track, key: str, failed: dict[str, dict[str, Any]], dropped: set[int],
+                      position: int, split: str) -> None:
+    """Leave a track whose features hold NaN or inf out of the cache, as a failed track with the reason.
+
+    Why: a NaN row would reach the probes and stop training with an error far from its cause (or, averaged
+    away, bias a score); refused here, the track is named, counted against ``max_missing_fraction`` like an
+    unreadable file, and extracted again once its audio file changes.
+    """
+    if key in failed:
+        return
+    reason = ("the encoder returned NaN or inf features for this track (try model.dtype=fp32, or check the audio "
+              "for extreme values)")
+    log.warning("skipping track %s (%s split): %s", track.track_id, split, reason)
+    failed[key] = {"reason": reason, "path": str(track.path), "stamp": file_stamp(track.path)}
+    dropped.add(position)
 
 
 def _time_mean(states: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
@@ -411,6 +440,10 @@ def load_or_extract(
                     )
     if ranks.world_size > 1:
         stats = _summed(ranks.gather_objects(stats))
+    if ranks.is_zero:
+        for split in tracks_by_split:
+            cache.tidy(split)  # shards left by a process killed after its split's index was written
+    ranks.barrier()
     for split in tracks_by_split:
         index = cache.index(split)
         failed = index.get("failed", {})
