@@ -25,7 +25,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from benchmark.leaderboard.build import build_leaderboard  # noqa: E402
 from benchmark.leaderboard.grouping import RowKey, group_records  # noqa: E402
-from benchmark.leaderboard.records import as_record, load_records  # noqa: E402
+from benchmark.leaderboard.escape import file_stem, plot_text, rich_text  # noqa: E402
+from benchmark.leaderboard.records import as_record  # noqa: E402
 from benchmark.leaderboard.table import Leaderboard  # noqa: E402
 from benchmark.run_record import WEIGHTED_SUM, RunRecord  # noqa: E402
 
@@ -83,7 +84,7 @@ class Series:
             ws_row = next((row for row in r.layers if row.layer is None), None)
             if not weights or ws_row is None:
                 continue
-            name = f"{WEIGHTED_SUM}@lr={ws_row.lr:g}"
+            name = f"{WEIGHTED_SUM}@lr={ws_row.lr:g}" if ws_row.lr is not None else None
             rows.append(np.asarray(weights.get(name, next(iter(weights.values()))), dtype=float))
         if not rows or len({len(w) for w in rows}) != 1:
             return None
@@ -136,7 +137,7 @@ def layer_figure(records: Sequence[RunRecord], task: str, percent: bool = True) 
             color = COLORS[i % len(COLORS)]
             mean, std = s.mean_std(getattr(s, split))
             ax.plot(s.layers, mean, linestyle=style, marker=marker, color=color, linewidth=1.8, markersize=6,
-                    label=s.label, gid=f"curve:{s.label}")
+                    label=plot_text(s.label), gid=f"curve:{s.label}")
             if s.seeds > 1 and len(s.layers) > 1:
                 ax.fill_between(s.layers, mean - std, mean + std, color=color, alpha=0.15, linewidth=0)
             ws = getattr(s, f"ws_{split}")
@@ -144,7 +145,7 @@ def layer_figure(records: Sequence[RunRecord], task: str, percent: bool = True) 
             if len(ws):
                 ax.plot([-0.4, ws_x], [ws_mean, ws_mean], linestyle=style, marker=marker, markevery=[1],
                         color=color, linewidth=1.0, alpha=0.85, markerfacecolor="white",
-                        label=f"{s.label}: weighted sum", gid=f"ws:{s.label}")
+                        label=f"{plot_text(s.label)}: weighted sum", gid=f"ws:{s.label}")
             if s.selected == WEIGHTED_SUM:
                 sx, sy = ws_x, ws_mean
             else:
@@ -157,15 +158,15 @@ def layer_figure(records: Sequence[RunRecord], task: str, percent: bool = True) 
                   if r.task == task and r.chance_level is not None]
         if split == "test" and chance:
             ax.axhline(float(np.mean(chance)), color="black", linestyle=(0, (1, 3)), linewidth=1.2, gid="chance")
-        ax.set_title(f"{'validation' if split == 'valid' else 'test'} {metric}{unit}")
+        ax.set_title(f"{'validation' if split == 'valid' else 'test'} {plot_text(metric)}{unit}")
         ax.set_xlabel("layer (hidden state; 0 = input embedding)")
         _layer_ticks(ax, x_max, ws_x)
         ax.grid(True, alpha=0.3)
-    ax_valid.set_ylabel(f"{metric}{unit}")
+    ax_valid.set_ylabel(f"{plot_text(metric)}{unit}")
     _share_y(ax_valid, ax_test)
     _weights_panel(ax_weights, series)
-    fig.suptitle(f"{task}: {metric} per layer, mean over seeds (band: ± sample std); ★ layer chosen on validation; "
-                 f"flat lines: weighted sum of all layers", fontsize=11)
+    fig.suptitle(f"{plot_text(task)}: {plot_text(metric)} per layer, mean over seeds (band: ± sample std); "
+                 f"★ layer chosen on validation; flat lines: weighted sum of all layers", fontsize=11)
     handles = [h for h in ax_valid.get_lines() if str(h.get_gid()).startswith("curve:")]
     labels = [h.get_label() for h in handles]
     ws_proxy = plt.Line2D([0, 1], [0, 0], color="grey", linewidth=1.0, marker="o", markevery=[1],
@@ -208,13 +209,16 @@ def _weights_panel(ax, series: list[Series]) -> None:
         ax.set_axis_off()
         return
     width = 0.8 / len(with_weights)
+    legend = []  # explicit: matplotlib would leave out a model whose name starts with "_"
     for k, (i, s) in enumerate(with_weights):
         _, _, hatch = STYLES[i % len(STYLES)]
         mean = s.weights.mean(axis=0)
         err = s.weights.std(axis=0, ddof=1) if len(s.weights) > 1 else None
         x = np.arange(len(mean)) - 0.4 + width * (k + 0.5)
         bars = ax.bar(x, mean, width=width, yerr=err, color=COLORS[i % len(COLORS)], alpha=0.75, hatch=hatch,
-                      edgecolor="black", linewidth=0.6, capsize=2, label=s.label, error_kw={"linewidth": 0.8})
+                      edgecolor="black", linewidth=0.6, capsize=2, label=plot_text(s.label),
+                      error_kw={"linewidth": 0.8})
+        legend.append((bars, plot_text(s.label)))
         for patch in bars.patches:
             patch.set_gid(f"weights:{s.label}")
         uniform = 1.0 / len(mean)
@@ -229,7 +233,7 @@ def _weights_panel(ax, series: list[Series]) -> None:
                  fontsize=10)
     ax.set_xlabel("layer (hidden state)")
     ax.set_ylabel("softmax weight")
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend([h for h, _ in legend], [label for _, label in legend], fontsize=8, frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -276,9 +280,11 @@ def heatmap_figure(board: Leaderboard) -> Figure:
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black",
                     fontweight="bold" if relative[i, j] == 1.0 else "normal", gid="cell")
     ax.set_xticks(range(len(tasks)))
-    ax.set_xticklabels([f"{t}\n{first[t].metric}{' (' + unit + ')' if unit else ''}" for t in tasks], fontsize=9)
+    ax.set_xticklabels([f"{plot_text(t)}\n{plot_text(first[t].metric)}{' (' + unit + ')' if unit else ''}"
+                        for t in tasks], fontsize=9)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r.key.label} ({r.key.protocol})" if several else r.key.label for r in rows], fontsize=9)
+    ax.set_yticklabels([plot_text(f"{r.key.label} ({r.key.protocol})" if several else r.key.label) for r in rows],
+                       fontsize=9)
     ax.set_title("Test score of the layer chosen on validation\nmean ± sample std (seeds); colour relative "
                  "within a task;\nbold: best in the task", fontsize=10)
     fig.tight_layout()
@@ -288,7 +294,8 @@ def heatmap_figure(board: Leaderboard) -> Figure:
 def save(fig: Figure, stem: Path) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.svg`` (no timestamp: regenerating unchanged records gives the same SVG)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    # appended, not with_suffix: that would cut a stem with a dot in it ("task.v2_layers" -> "task.png")
+    paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"]
     fig.savefig(paths[0], dpi=150)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "mir-probe"}):  # text stays text; stable ids
         fig.savefig(paths[1], metadata={"Date": None})
@@ -299,11 +306,11 @@ def save(fig: Figure, stem: Path) -> list[Path]:
 def plot_command(config: dict[str, Any], console=None) -> list[Path]:
     """Per-task layer figures for the requested tasks (default: all) and the heat map; returns the files."""
     from benchmark.console import make_console
-    from benchmark.leaderboard.command import as_list, records_source
+    from benchmark.leaderboard.command import as_list, read_records, records_source
 
     console = console or make_console()
     results_dir, source = records_source(config)
-    records = load_records(source)
+    records = read_records(source)  # the leaderboard's validation: bad files named on stderr and skipped
     models = as_list(config.get("models"))
     if models:
         records = [r for r in records if r.model in models]
@@ -320,9 +327,10 @@ def plot_command(config: dict[str, Any], console=None) -> list[Path]:
     percent = bool(config.get("percent", True))
     written: list[Path] = []
     for task in tasks:
-        written += save(layer_figure(records, task, percent=percent), out_dir / f"{task}_layers")
+        # the task name comes from the records: never a path (../../x) out of the plots folder
+        written += save(layer_figure(records, task, percent=percent), out_dir / f"{file_stem(task)}_layers")
     board = build_leaderboard(records, percent=percent, ddof=int(config.get("ddof", 1)))
     written += save(heatmap_figure(board), out_dir / "heatmap")
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(rich_text(f"wrote {path}"))
     return written

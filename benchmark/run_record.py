@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
+
+from benchmark.errors import UserError
 
 SCHEMA_VERSION = 1
 
@@ -35,8 +38,16 @@ WEIGHTED_SUM = "weighted_sum"
 DEFAULTS_GROUPS = ("model", "task", "probe")
 
 
-class RecordFormatError(ValueError):
-    """A JSON object that is not a run record of a schema this suite reads (the message says which field)."""
+# A config name that may be looked up as configs/<group>/<name>.yaml: a plain file name, never a path (a record's
+# config is read from a file someone else may have written).
+_CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+class RecordFormatError(UserError, ValueError):
+    """A JSON object that is not a run record of a schema this suite reads (the message says which field).
+
+    A :class:`~benchmark.errors.UserError`: the fix is in the record file, not in the suite.
+    """
 
 
 @dataclass
@@ -166,13 +177,15 @@ def config_file_defaults(config: Mapping[str, Any]) -> dict[str, dict[str, Any] 
     name in ``config`` (``None`` when this installation has no such file, e.g. a custom model).
 
     The runner stores this in every record it writes; the leaderboard reads it from there, never from the
-    checkout (only the migration of records written before schema 1 calls this on read).
+    checkout (only the migration of records written before schema 1 calls this on read, which is why a name
+    that is not a plain file name, such as ``../../x``, is looked up nowhere and gets ``None``).
     """
     out: dict[str, dict[str, Any] | None] = {}
     for group in DEFAULTS_GROUPS:
         section = config.get(group)
         name = section.get("name") if isinstance(section, Mapping) else None
-        text = _file_defaults_json(group, name) if isinstance(name, str) else None
+        plain = isinstance(name, str) and _CONFIG_NAME.fullmatch(name) is not None and ".." not in name
+        text = _file_defaults_json(group, name) if plain else None
         out[group] = None if text is None else json.loads(text)  # a fresh copy per record
     return out
 

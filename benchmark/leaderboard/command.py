@@ -5,12 +5,15 @@ Why separate: the command's concerns (which folder, which file is written, refus
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from benchmark.leaderboard.build import build_leaderboard
-from benchmark.leaderboard.records import load_records
+from benchmark.leaderboard.escape import rich_text
+from benchmark.leaderboard.records import scan_records
 from benchmark.leaderboard.render import render_csv, render_latex, render_markdown, render_terminal
+from benchmark.run_record import RunRecord
 
 FORMATS = ("terminal", "markdown", "csv", "latex")
 
@@ -33,6 +36,17 @@ def records_source(config: dict[str, Any]) -> tuple[Path, Path]:
     return results_dir, source
 
 
+def read_records(source: Path) -> list[RunRecord]:
+    """The valid records under ``source``; every file skipped is named on stderr with the reason, one line each
+    (``skipped results/runs/x/seed0-abc.json: selected.test.accuracy='0.99' is a string, not a number``), so
+    that a bad file is seen but never stops the others from being shown. Shared by ``leaderboard`` and ``plot``.
+    """
+    scan = scan_records(source)
+    for line in scan.messages():
+        print(line, file=sys.stderr)
+    return scan.records
+
+
 def leaderboard_command(config: dict[str, Any], command: str, console=None) -> Path | None:
     """Build the leaderboard a ``leaderboard`` config asks for, print and/or write it; return the file written.
 
@@ -48,7 +62,7 @@ def leaderboard_command(config: dict[str, Any], command: str, console=None) -> P
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     results_dir, source = records_source(config)
-    records = load_records(source)
+    records = read_records(source)
     published = config.get("published") or None
     board = build_leaderboard(records, tasks=as_list(config.get("tasks")), models=as_list(config.get("models")),
                               by_layer=bool(config.get("by_layer", False)),
@@ -75,7 +89,7 @@ def leaderboard_command(config: dict[str, Any], command: str, console=None) -> P
         else:
             print(text, end="")
     if written is not None:
-        console.print(f"wrote {written}")
+        console.print(rich_text(f"wrote {written}"))
     return written
 
 

@@ -251,7 +251,10 @@ def metric_higher_is_better(metric: str) -> bool:
 
 
 def _rank(values: dict[int, float], higher: bool, label: str, out: dict[tuple[int, str], int]) -> None:
-    distinct = sorted({round(v, 9) for v in values.values() if not math.isnan(v)}, reverse=higher)
+    """Rank 1 and 2 of ``values`` into ``out``; NaN and infinity are no score and never ranked (records with
+    such scores are refused on read: this keeps an in-memory one from being shown in bold as the best)."""
+    values = {i: v for i, v in values.items() if math.isfinite(v)}
+    distinct = sorted({round(v, 9) for v in values.values()}, reverse=higher)
     for i, v in values.items():
         if distinct and round(v, 9) == distinct[0]:
             out[(i, label)] = 1
