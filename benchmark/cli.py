@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmark.errors import UserError, storage_error_message
+from benchmark.interrupt import interrupted_message
 from benchmark.resources import config_dir
 
 CONFIG_DIR = config_dir()
@@ -49,14 +50,14 @@ def report_user_errors(job: Callable[[], int]) -> int:
 
     Errors a user can fix (:class:`~benchmark.errors.UserError`, a full disk, a folder without write
     permission) are explained by their message; anything else is a bug and propagates with its traceback.
+    A Ctrl-C (returned as 130) says where the run stopped and how to resume (:mod:`benchmark.interrupt`).
     """
     try:
         return job()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _full_errors():
             raise
-        print("\ninterrupted. Finished work is kept: run the same command again to resume (extraction continues "
-              "from its last saved shard, training from its last epoch).", file=sys.stderr)
+        print(f"\n{interrupted_message(exc)}", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - only user errors are handled, the rest is re-raised
         message = user_error_message(exc)
@@ -118,13 +119,14 @@ def _hydra_app(argv: list[str], job: Callable[[dict[str, Any]], None]) -> int:
 def _run_job(config: dict[str, Any]) -> None:
     from benchmark.config_store import validate_run_config
     from benchmark.console import make_console
-    from benchmark.record import record_path
+    from benchmark.record import record_path, tidy_run_files
     from benchmark.report import print_existing_record
     from benchmark.runner import run
 
     validate_run_config(config)  # before the record's name is computed from it
     path = record_path(Path(config["results_dir"]), config)
     if path.exists() and not config.get("force"):
+        tidy_run_files(path)  # what a run killed after writing this record left
         # a single run shows the result it would have produced; a multirun gives one line per skipped run
         print_existing_record(make_console(), path, table=not config.get("_multirun"))
         return

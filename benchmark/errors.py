@@ -7,6 +7,9 @@ traceback. ``HYDRA_FULL_ERROR=1`` shows the traceback of user errors too.
 from __future__ import annotations
 
 import errno
+import os
+import shutil
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -24,6 +27,15 @@ class ConfigError(UserError, ValueError):
     """
 
 
+class ProtocolError(UserError, ValueError):
+    """A protocol whose scores cannot be right (the same audio in two splits, a class only in valid/test, a train
+    split with nothing to learn), refused before any audio is decoded (:mod:`benchmark.protocol_checks`).
+
+    The message lists the offending tracks, classes or targets and names the fix: the manifest / splits, or
+    ``allow_duplicate_audio=true`` for duplicates accepted knowingly.
+    """
+
+
 class InputFileError(UserError, FileNotFoundError):
     """An input the user named (an audio file or folder to embed, a manifest) is missing or holds no audio."""
 
@@ -38,15 +50,48 @@ _STORAGE_ERRNOS = {
 }
 
 
-def storage_error_message(exc: OSError) -> str | None:
+def storage_error_message(exc: OSError, needed_bytes: int | None = None) -> str | None:
     """A one-paragraph message for a full disk or a folder the user may not write, or None for other errors.
 
-    Names the file or folder from the error and the settings that move the suite's files elsewhere.
+    Names the file or folder from the error, the free space of that folder's file system and, when the caller can
+    estimate it (``needed_bytes``: a record's text, a checkpoint's size), the space the write needs: "disk full"
+    alone does not say whether deleting a few files or moving the folder is the fix. Ends with the settings that
+    move the suite's files elsewhere.
     """
     reason = _STORAGE_ERRNOS.get(exc.errno or -1)
     if reason is None:
         return None
     where = exc.filename or "a file the suite writes"
-    return (f"{where}: {reason}. Free space there or make it writable, or point the suite elsewhere: data_root=, "
-            f"cache_dir= and results_dir= (run, extract), out= (embed, leaderboard, plot); a rerun of the same "
-            f"command resumes from what was already saved.")
+    return (f"{where}: {reason}{_space_note(exc.filename, needed_bytes)}. Free space there or make it writable, "
+            f"or point the suite elsewhere: data_root=, cache_dir= and results_dir= (run, extract), out= (embed, "
+            f"leaderboard, plot); a rerun of the same command resumes from what was already saved.")
+
+
+def _space_note(filename: "str | bytes | os.PathLike[str] | None", needed_bytes: int | None) -> str:
+    """`` (folder F: 1.2 GB free, about 3.4 MB needed)``, or what of it can be known ("" without a file name).
+
+    The free space is read from the nearest folder that exists (the target's folder may not have been created).
+    """
+    if not filename:
+        return ""
+    folder = Path(os.fsdecode(filename)).parent
+    parts = []
+    existing = next((p for p in (folder, *folder.parents) if os.path.isdir(p)), None)  # never raises
+    if existing is not None:
+        try:
+            parts.append(f"{_size(shutil.disk_usage(existing).free)} free")
+        except OSError:  # the free space only enriches the message
+            pass
+    if needed_bytes is not None:
+        parts.append(f"about {_size(needed_bytes)} needed")
+    return f" (folder {folder}{': ' + ', '.join(parts) if parts else ''})"
+
+
+def _size(num_bytes: float) -> str:
+    """Bytes as a short decimal size (``512 B``, ``3.4 MB``, ``1.2 GB``), as ``df -H`` would print them."""
+    value, unit = float(num_bytes), "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            break
+        value /= 1000
+    return f"{value:.0f} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.cache import atomic_write_text, config_checksum
+from benchmark.storage import committing, remove_dead_temporaries, temporary_name
 
 PACKAGES = ("torch", "torchaudio", "transformers", "lightning", "numpy", "scikit-learn", "mir_eval", "hydra-core",
             "huggingface_hub", "soundfile", "torchcrepe")
@@ -64,7 +65,11 @@ PROTOCOL_SECTIONS = ("task", "model", "probe", "trainer", "layers", "seed")
 # Keys added to a group after records existed, with the value that behaves as the suite did before the key
 # existed: at that value the key is left out of the checksum (so old and new records agree), any other value
 # counts. ``"probe.some_key": value``; add a key here in the change that introduces it.
-NEUTRAL_DEFAULTS: dict[str, Any] = {}
+NEUTRAL_DEFAULTS: dict[str, Any] = {"task.ensemble": "mean_probabilities"}
+# The top-level config key that holds the content fingerprint of a dataset the user defines (a custom task's
+# manifest: its sha256), set by :func:`with_dataset_fingerprint`. Absent for built-in tasks, whose splits are the
+# manifests committed with the suite: their checksums (and record names) are those of records written before it.
+FINGERPRINT_KEY = "dataset_fingerprint"
 
 
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +92,42 @@ def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
         section = fields.get(group)
         if isinstance(section, dict) and key in section and section[key] == neutral:
             fields[group] = {k: v for k, v in section.items() if k != key}
+    fingerprint = config.get(FINGERPRINT_KEY)
+    if fingerprint is not None and isinstance(fields.get("task"), dict):
+        # Inside the task section: it says which dataset was measured, like the task's name, so the leaderboard's
+        # protocol groups (everything but task, model and seed) stay shared with the built-in tasks.
+        fields["task"] = {**fields["task"], FINGERPRINT_KEY: fingerprint}
     return fields
+
+
+def dataset_fingerprint(task_cfg: dict[str, Any]) -> str | None:
+    """The content fingerprint of the dataset a task config defines, or None when the suite ships its definition.
+
+    Why: a custom task is defined by a file the user edits in place (``task.manifest``); keyed by its path alone,
+    a run after the labels changed found the earlier record and skipped. A task class says what defines its data
+    with ``content_fingerprint()`` (read from disk, cheap); built-in tasks have none. A task that cannot be built or
+    a manifest that is missing gives None here: the run itself then stops with its own message.
+    """
+    from benchmark.tasks.registry import build_task
+
+    try:
+        task = build_task(task_cfg)
+    except (KeyError, ValueError):  # reported by the run, which builds the same task first
+        return None
+    fingerprint = getattr(task, "content_fingerprint", None)
+    return fingerprint() if callable(fingerprint) else None
+
+
+def with_dataset_fingerprint(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its dataset's fingerprint (:data:`FINGERPRINT_KEY`) when its task has one, else as it is.
+
+    A config that already holds the key (a record's config) keeps it: a record's name and checksum are computed
+    from what the record says, never from the files on disk today.
+    """
+    if FINGERPRINT_KEY in config or not isinstance(config.get("task"), dict):
+        return config
+    fingerprint = dataset_fingerprint(config["task"])
+    return config if fingerprint is None else {**config, FINGERPRINT_KEY: fingerprint}
 
 
 def run_checksum(config: dict[str, Any]) -> str:
@@ -96,13 +136,30 @@ def run_checksum(config: dict[str, Any]) -> str:
 
 
 def record_path(results_dir: Path, config: dict[str, Any]) -> Path:
-    """Where a run's record lives: deterministic, so a repeated run finds its earlier record."""
-    name = f"seed{config['seed']}-{run_checksum(config)[:10]}.json"
+    """Where a run's record lives: deterministic, so a repeated run finds its earlier record (and a run of an
+    edited custom manifest does not: its fingerprint is part of the checksum)."""
+    name = f"seed{config['seed']}-{run_checksum(with_dataset_fingerprint(config))[:10]}.json"
     return Path(results_dir) / "runs" / config["task"]["name"] / config["model"]["name"] / name
 
 
+def sweep_checkpoint_path(record: Path) -> Path:
+    """The probe sweep's checkpoint of the run whose record is ``record``: next to it and keyed by it."""
+    return record.with_name(record.stem + ".sweep.ckpt")
+
+
+def tidy_run_files(record: Path) -> None:
+    """Remove what interrupted runs of this record left: temporaries of dead writers and, once the record exists,
+    its sweep checkpoint (a run killed between writing the record and deleting the checkpoint)."""
+    remove_dead_temporaries(record)
+    if record.exists():
+        sweep_checkpoint_path(record).unlink(missing_ok=True)
+
+
 def write_record(path: Path, record: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=_jsonable))
+    """Write the record atomically; a failed write leaves no temporary and a full disk names the folder."""
+    text = json.dumps(record, indent=2, sort_keys=False, default=_jsonable)
+    with committing(path, temporary_name(path), needed_bytes=len(text.encode())):
+        atomic_write_text(path, text)
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,13 +13,15 @@ from rich.console import Console
 from benchmark.extract import ExtractionStats
 from benchmark.errors import UserError
 from benchmark.feature_store import shard_positions, track_positions
+from benchmark.protocol_checks import check_protocol
 from benchmark.tasks.base import SPLITS, Task, Track, check_dataset
 
 def split_tracks(task: Task, tracks: list[Track]) -> dict[str, list[Track]]:
     by_split = {s: [t for t in tracks if t.split == s] for s in SPLITS}
     empty = [s for s, tr in by_split.items() if not tr]
     if empty:
-        raise ValueError(f"task {task.name}: split(s) {empty} have no tracks; check the dataset and its manifest")
+        raise DatasetIncompleteError(f"task {task.name}: split(s) {empty} have no tracks; check the dataset and its "
+                                     f"manifest (python -m benchmark check task={task.name})")
     return by_split
 
 
@@ -35,6 +37,9 @@ def splits_over_limit(lost: dict[str, list[str]], totals: dict[str, int], limit:
 def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
                    console: Console) -> tuple[dict[str, list[Track]], dict[str, list[str]], dict[str, list[int]]]:
     """Check the local dataset before any compute; drop absent or corrupt files within the allowed fraction.
+
+    Then the protocol is checked (:func:`benchmark.protocol_checks.check_protocol`): the same audio in two splits,
+    or labels the training split cannot teach, are refused before any extraction.
 
     Returns the usable tracks per split, the skipped track ids per split (for the run record) and the position of
     every usable track in the task's full split list (the extractor's shards are cut by it, see
@@ -59,6 +64,10 @@ def checked_tracks(task: Task, data_root: Path, config: dict[str, Any],
                       f"(within max_missing_fraction={limit:g})[/]")
     gone = {tid for ids in skipped.values() for tid in ids}
     by_split = split_tracks(task, [t for t in tracks if t.track_id not in gone])
+    # The protocol (duplicate audio across splits, what train can teach) is judged on the usable tracks, here,
+    # because this is the last point before the encoder decodes anything.
+    check_protocol(task, by_split, allow_duplicate_audio=bool(config.get("allow_duplicate_audio", False)),
+                   train_skipped=len(skipped["train"]), console=console)
     return by_split, skipped, shard_positions(by_split, track_positions(tracks))
 
 

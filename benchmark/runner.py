@@ -25,14 +25,17 @@ from benchmark.distributed import (SINGLE_PROCESS, Ranks, distributed_settings, 
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
+from benchmark.interrupt import reported_interrupts
 from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
-from benchmark.record import package_versions, record_path, run_checksum, suite_revision, write_record
+from benchmark.record import (package_versions, record_path, run_checksum, suite_revision, sweep_checkpoint_path,
+                              with_dataset_fingerprint, write_record)
 from benchmark.report import print_table
 from benchmark.run_checks import check_compatible, check_config, compute_device, window_spec
 from benchmark.run_record import LayerScores, RunRecord, config_file_defaults
 from benchmark.run_tracks import check_decoded, checked_tracks
 from benchmark.settings import ProbeSettings
+from benchmark.storage import remove_dead_temporaries
 from benchmark.sweep import LayerRow, resolve_layers, summarise, train_sweep
 from benchmark.tasks.base import SPLITS, Task, Track
 from benchmark.tasks.registry import build_task
@@ -45,9 +48,11 @@ def run(config: dict[str, Any], console: Console | None = None, encoder: Encoder
 
     ``encoder`` may be passed in (tests use it to count forward passes); otherwise it is built from the config.
     With ``trainer.devices`` x ``trainer.num_nodes`` > 1 the run is one DDP job (see :mod:`benchmark.distributed`):
-    the ranks share extraction and probing, and rank 0 writes the record, which is returned here.
+    the ranks share extraction and probing, and rank 0 writes the record, which is returned here. A Ctrl-C raises
+    :class:`~benchmark.interrupt.RunInterrupted` naming the stage it stopped and what was kept.
     """
-    return _in_processes(_run_in_process, config, console, encoder)
+    with reported_interrupts():
+        return _in_processes(_run_in_process, config, console, encoder)
 
 
 def extract_features(config: dict[str, Any], console: Console | None = None,
@@ -58,7 +63,8 @@ def extract_features(config: dict[str, Any], console: Console | None = None,
     jobs of every seed then read (``python -m benchmark extract ...``, then ``python -m benchmark run ...``).
     Returns a summary (cache folder, tracks per split, encoder forward calls).
     """
-    return _in_processes(_extract_in_process, config, console, encoder)
+    with reported_interrupts():
+        return _in_processes(_extract_in_process, config, console, encoder)
 
 
 def _in_processes(function, config: dict[str, Any], console: Console | None, encoder: Encoder | None) -> Any:
@@ -143,7 +149,10 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
     """One run in one process: every rank of a DDP job runs this; rank 0 writes and returns the record."""
     console = _rank_console(ranks, console)
     started = time.perf_counter()
+    config = with_dataset_fingerprint(config)  # a custom manifest's content names the record, and is recorded
     out_path = record_path(Path(config["results_dir"]), config)
+    if ranks.is_zero:
+        remove_dead_temporaries(out_path)  # a killed earlier attempt's record or checkpoint temporaries
     prepared = _prepare(ranks, config, console, encoder)
     task, encoder, spec, data = prepared.task, prepared.encoder, prepared.spec, prepared.data
     layers, with_sum, by_split, skipped = prepared.layers, prepared.with_sum, prepared.by_split, prepared.skipped
@@ -157,7 +166,7 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
                   f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
     # Saved after every epoch next to the record and keyed by it (and by the features), so an interrupted sweep
     # resumes where it stopped; deleted once the record is written.
-    checkpoint = out_path.with_name(out_path.stem + ".sweep.ckpt")
+    checkpoint = sweep_checkpoint_path(out_path)
     results, model = train_sweep(
         data.splits, data.train_targets, data.evaluators, data.loss, data.num_outputs, heads, probe_cfg,
         trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids,

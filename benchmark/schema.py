@@ -47,6 +47,7 @@ class RunSpec:
     force: bool = False
     max_missing_fraction: float = 0.01
     verify_checksums: bool = True
+    allow_duplicate_audio: bool = False
     shard_tracks: int = 64
     task: Any = MISSING
     model: Any = MISSING

@@ -5,6 +5,7 @@ primary metric, as its kind declares it (:class:`benchmark.kinds.Metric`), like 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -16,16 +17,19 @@ from typing import Any, Iterator
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins import TorchCheckpointIO
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from benchmark.cache import SplitFeatures
 from benchmark.distributed import SINGLE_PROCESS, DistributedSettings, Ranks, chunk_bounds
 from benchmark.errors import ConfigError  # noqa: F401  (re-exported: benchmark.sweep.ConfigError)
 from benchmark.evaluation import Evaluator
+from benchmark.interrupt import lightning_interrupts
 from benchmark.kinds.base import Metric, metric
 from benchmark.kinds.losses import Loss, get_loss
 from benchmark.probe import HeadSpec, LayerSweepProbe
 from benchmark.settings import ProbeSettings, TrainerSettings
+from benchmark.storage import committing, remove_dead_temporaries, temporary_name
 
 log = logging.getLogger(__name__)
 # Lightning's start-up banner (GPU/TPU availability, tips) says nothing a benchmark user needs.
@@ -121,25 +125,85 @@ class SweepCheckpoint(L.Callback):
     """Saves the whole sweep (weights, optimizer, loops, selection state) after every epoch, atomically.
 
     Written to a temporary name and renamed, so an interruption at any moment leaves the previous complete
-    checkpoint; the run deletes it once its record is written.
+    checkpoint; the run deletes it once its record is written. A failed write removes its temporary, and a full
+    or read-only disk stops the run with a message naming the folder, its free space and the checkpoint's size.
+    ``saved_epochs`` counts the epochs the file on disk holds (for the message of an interrupted run).
     """
 
     def __init__(self, path: Path, tag: str) -> None:
         self.path, self.tag = Path(path), tag
+        self.saved_epochs = 0
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
         checkpoint["sweep_tag"] = self.tag
+
+    def on_train_start(self, trainer: L.Trainer, module: LayerSweepProbe) -> None:
+        """After a resume: stop at once when every head had already stopped.
+
+        Why: the module stops training by setting ``trainer.should_stop`` once every head stopped, and Lightning
+        does not save that flag. A run resumed from the checkpoint of its last epoch (killed while scoring or
+        writing the record) trained one more, empty epoch and appended its validation scores to the history, so
+        its record differed from an uninterrupted run's.
+        """
+        self.saved_epochs = len(module.history)
+        if module.history and bool(module.stopped.all()):
+            trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: LayerSweepProbe) -> None:
         if trainer.sanity_checking:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One name for every rank: Lightning writes on rank 0 only, but every rank must call save_checkpoint.
-        tmp = self.path.with_name(self.path.name + ".tmp" + str(trainer.strategy.broadcast(os.getpid())))
-        trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+        tmp = temporary_name(self.path, trainer.strategy.broadcast(os.getpid()))
+        guard = (committing(self.path, tmp, _checkpoint_bytes(self.path, module)) if trainer.is_global_zero
+                 else contextlib.nullcontext())
+        with guard:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer and loops too
+            if trainer.is_global_zero:
+                os.replace(tmp, self.path)
+        self.saved_epochs = len(module.history)
         trainer.strategy.barrier()
+
+
+def _checkpoint_bytes(previous: Path, module: torch.nn.Module) -> int:
+    """The size a sweep checkpoint needs: the previous one's, else four copies of the module's tensors (weights,
+    Adam's two moments and the best weights kept per head)."""
+    try:
+        return previous.stat().st_size
+    except OSError:
+        return 4 * sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+class _DirectCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint straight to the path it is given (``torch.save``).
+
+    Why: Lightning's default writes through an fsspec transaction whose temporary file lives in the system's
+    temporary folder (``tempfile.mkstemp``) before it is copied over: a ``kill -9`` or a full disk there leaves a
+    file no run of this suite can name. Here the only temporary is :class:`SweepCheckpoint`'s ``.tmp<pid>`` next
+    to the record, which the next run of the same command removes.
+
+    Written through a Python file, not a path: torch's zip writer reports a failed write to a path as a bare
+    ``RuntimeError`` ("unexpected pos"), losing the ``OSError`` that says the disk is full.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        with open(path, "wb") as file:
+            try:
+                torch.save(checkpoint, file)
+            except RuntimeError as exc:  # a failed file.write() reaches us as the RuntimeError's context
+                if isinstance(exc.__context__, OSError):
+                    raise exc.__context__ from exc
+                raise
+
+
+def _stopped_at(trainer: L.Trainer, saver: SweepCheckpoint | None) -> str:
+    """Where an interrupted sweep stopped and what its checkpoint keeps (for the Ctrl-C message)."""
+    where = f"probe training at epoch {trainer.current_epoch} (of at most {trainer.max_epochs})"
+    if saver is None:
+        return f"{where}; no checkpoint is kept, so training starts over"
+    if saver.saved_epochs == 0 or not saver.path.exists():
+        return f"{where}; no epoch had finished, so training starts over (checkpoint {saver.path})"
+    return f"{where}; the checkpoint {saver.path} holds its first {saver.saved_epochs} epoch(s)"
 
 
 def resumable_checkpoint(path: Path | None, tag: str) -> Path | None:
@@ -336,6 +400,7 @@ def train_sweep(
                      "strategy": DDPStrategy(cluster_environment=ranks.cluster_environment)}
     else:
         placement = {"accelerator": settings.accelerator, "devices": 1}
+    saver = SweepCheckpoint(checkpoint, checkpoint_tag) if checkpoint is not None else None
     trainer = L.Trainer(
         max_epochs=int(settings.max_epochs),
         **placement,
@@ -345,13 +410,17 @@ def train_sweep(
         enable_progress_bar=bool(settings.progress_bar),
         num_sanity_val_steps=0,
         callbacks=([EpochReport(console)] if console is not None and ranks.is_zero else [])
-        + ([SweepCheckpoint(checkpoint, checkpoint_tag)] if checkpoint is not None else []),
+        + ([saver] if saver is not None else []),
+        plugins=[_DirectCheckpointIO()],
     )
+    if checkpoint is not None and ranks.is_zero:
+        remove_dead_temporaries(checkpoint)  # what a killed or failed earlier attempt left
     resume = resumable_checkpoint(checkpoint, checkpoint_tag)
     if resume is not None and console is not None and ranks.is_zero:
         console.print(f"resuming the probe sweep from {resume}")
-    # weights_only=True: the checkpoint holds tensors and plain containers only, so nothing in it can run code.
-    trainer.fit(model, train_loader, valid_loader, ckpt_path=resume, weights_only=True)
+    with lightning_interrupts(lambda: _stopped_at(trainer, saver)):
+        # weights_only=True: the checkpoint holds tensors and plain containers only, so nothing in it can run code.
+        trainer.fit(model, train_loader, valid_loader, ckpt_path=resume, weights_only=True)
     model.restore_best()
     model.cpu()
     metrics = {}

@@ -273,6 +273,18 @@ class CustomTask(Task):
         return {"task": self.name, "manifest": str(path), "manifest_sha256": self._manifest_sha256,
                 "type": self.task_type, "labels": list(self.labels)}
 
+    def content_fingerprint(self) -> str | None:
+        """The sha256 of the manifest's bytes now, or None when there is no readable manifest.
+
+        Why: the manifest is what defines this dataset (files, splits, labels) and users edit it in place, so a
+        run's record is keyed by its content, not its path (``benchmark.record.dataset_fingerprint``). Computed
+        before the run without parsing; a missing manifest is left to ``tracks()``, which explains the fix.
+        """
+        try:
+            return hashlib.sha256(self.manifest_path().read_bytes()).hexdigest()
+        except (DatasetMissingError, OSError):
+            return None
+
     def fetch_command(self) -> str:
         """Nothing to fetch: the command that lists which files of the manifest are missing."""
         value = self.cfg.get("manifest")

@@ -76,13 +76,14 @@ def _write_fixture(data_root: Path, per_split: dict[str, int]) -> dict[str, list
     """Write the first ``n`` entries of each fixture genre per split, as 16-bit 22.05 kHz mono WAV."""
     written: dict[str, list[str]] = {}
     lists = gtzan.read_split_lists()
-    for split, n in per_split.items():
+    for k, (split, n) in enumerate(per_split.items()):
         written[split] = []
         for genre in FIXTURE_GENRES:
             for i, entry in enumerate([e for e in lists[split] if e.startswith(genre + "/")][:n]):
                 path = gtzan.gtzan_audio_path(data_root, entry)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                sf.write(path, _genre_audio(genre, i + 10 * len(written[split])), SR, subtype="PCM_16")
+                # a seed per split: the same audio in two splits is refused by the protocol checks
+                sf.write(path, _genre_audio(genre, 100 * k + i + 10 * len(written[split])), SR, subtype="PCM_16")
                 written[split].append(entry)
     return written
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,31 @@ class CheckpointFolderError(UserError, FileNotFoundError):
 
     Also a ``FileNotFoundError``, which is what a missing folder or file is to library code.
     """
+
+
+class UnsafeWeightsError(UserError, pickle.UnpicklingError):
+    """A weight file whose pickle asks to run code or build objects that are not tensors: refused, never loaded.
+
+    Also a ``pickle.UnpicklingError``, which is what ``torch.load`` raises for it. The message is ours alone:
+    torch's own text advises loading the file with ``weights_only`` switched off, which is exactly what must not
+    happen to a file that asks to run code.
+    """
+
+
+def unsafe_weights_error(path: Path, exc: BaseException) -> UnsafeWeightsError:
+    """The refusal of ``path`` (named with its sha256, so it can be compared with the hub's listing) and the fix."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\s+was not an allowed global|\n\n|$)", str(exc),
+                      re.DOTALL)
+    detail = " ".join(found.group(1).split()) if found else ""
+    if "weights_only" in detail:  # only torch's own name of what it refused is kept, never its advice
+        detail = ""
+    return UnsafeWeightsError(
+        f"Refused to load {path} (sha256 {file_sha256(path)}): it holds pickled code or objects that are not plain "
+        f"tensors (torch.load: Weights only load failed{': ' + detail if detail else ''}), and this suite never "
+        f"runs code from a weight file. The official snapshots hold plain tensors, so this copy was altered or "
+        f"is not a model's weights. Fix: delete it and download the official snapshot again, or use a "
+        f"model.safetensors file (it cannot hold code), e.g. with {LOCAL_FIX} pointing at a folder that holds "
+        f"config.json, preprocessor_config.json and model.safetensors.")
 
 
 @dataclass(frozen=True)

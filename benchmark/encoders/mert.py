@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -29,6 +30,7 @@ from benchmark.encoders.hf_snapshot import (
     hub_snapshot,
     is_commit_hash,
     local_snapshot,
+    unsafe_weights_error,
 )
 from benchmark.encoders.registry import register_encoder
 from benchmark.errors import ConfigError
@@ -214,12 +216,19 @@ _WEIGHT_NORM_OLD = ("weight_g", "weight_v")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a weight file without executing pickled code (safetensors, or torch.load with weights_only)."""
+    """Read a weight file without executing pickled code (safetensors, or torch.load with weights_only).
+
+    A pickle that names code or non-tensor objects is refused with :class:`UnsafeWeightsError`, whose message
+    says what to do instead (torch's own text would advise loading it unsafely).
+    """
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise unsafe_weights_error(path, exc) from None  # torch's advice must not reach the user, not even chained
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{path}: expected a flat dict of tensors (a model state_dict)")
     return dict(state)
