@@ -43,7 +43,9 @@ def clip_level_data(task: Task, encoder: Encoder, by_split: dict[str, list[Track
         splits[s], kept, _ = drop_featureless(splits[s])
         targets[s] = task.target_array([by_split[s][i] for i in kept])
     targets = kind.probe_targets(targets)
-    evaluators = {s: kind.build_evaluator(task.labels, splits[s].window_track, targets[s]) for s in ("valid", "test")}
+    scored = ("valid", "test")  # in one call: a kind may score test with what validation chose
+    evaluators = kind.build_evaluators(task.labels, {s: splits[s].window_track for s in scored},
+                                       {s: targets[s] for s in scored})
     return ProbeData(
         splits=splits, train_targets=targets["train"][splits["train"].window_track], evaluators=evaluators,
         loss=kind.loss, num_outputs=kind.num_outputs(task),

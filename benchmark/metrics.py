@@ -250,6 +250,99 @@ def key_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> di
     return {"weighted_score": float(per_item.mean()), "accuracy": float(np.mean(per_item == 1.0))}
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# MARBLE v1's per-song key ensemble (the key kind with task.ensemble=marble; benchmark.kinds.clip.KeyEnsembleKind)
+
+# MARBLE's strategies, in its order: the order breaks ties when the best one is chosen (the earlier wins).
+KEY_ENSEMBLE_STRATEGIES: tuple[str, ...] = ("vote", "max", "gmean", "mean")
+
+
+def _window_groups(window_logits: np.ndarray, window_track: np.ndarray, num_tracks: int) -> np.ndarray:
+    """Validate ``[W, C]`` window logits and their track index ``[W]``; return the windows per track ``[T]``.
+
+    Every track needs a window: a song without one has no prediction under any strategy, and inventing one (the
+    zeros an empty mean would give) would score a class nobody predicted.
+    """
+    if window_logits.ndim != 2:
+        raise ValueError(f"window logits must have shape [W, C], got shape {window_logits.shape}")
+    _check_finite("window logits", window_logits)
+    track = np.asarray(window_track)
+    if track.shape != (window_logits.shape[0],) or not np.issubdtype(track.dtype, np.integer):
+        raise ValueError(f"window_track must hold one integer track index per window ({window_logits.shape[0]}), "
+                         f"got dtype {track.dtype} and shape {track.shape}")
+    if track.size and (track.min() < 0 or track.max() >= num_tracks):
+        raise ValueError(f"window_track has indices outside [0, {num_tracks})")
+    counts = np.bincount(track, minlength=num_tracks)
+    if (counts == 0).any():
+        raise ValueError(f"{int((counts == 0).sum())} track(s) have no window, e.g. track "
+                         f"{int(np.flatnonzero(counts == 0)[0])}: every song needs at least one clip")
+    return counts
+
+
+def key_ensemble_predictions(window_logits: np.ndarray, window_track: np.ndarray,
+                             num_tracks: int) -> dict[str, np.ndarray]:
+    """Each song's key (class index ``[T]``) under each of MARBLE v1's strategies, from its windows' logits.
+
+    ``vote``: the most frequent window argmax, ties to the lowest class index (what ``scipy.stats.mode`` returns,
+    and ``np.argmax`` returns the first of tied counts). ``max``: the argmax of each class's largest logit over the
+    windows. ``gmean``: the argmax of the mean logits (the geometric mean of the softmax probabilities, up to a
+    per-song factor that does not change the argmax). ``mean``: the argmax of the mean softmax probabilities, the
+    suite's default aggregation. Computed in float64 from the probe's float32 logits.
+    """
+    logits = np.asarray(window_logits, dtype=np.float64)
+    counts = _window_groups(logits, window_track, num_tracks)
+    track = np.asarray(window_track, dtype=np.int64)
+    num_classes = logits.shape[1]
+    votes = np.zeros((num_tracks, num_classes))
+    np.add.at(votes, (track, logits.argmax(axis=1)), 1.0)
+    largest = np.full((num_tracks, num_classes), -np.inf)
+    np.maximum.at(largest, track, logits)
+    logit_sums = np.zeros((num_tracks, num_classes))
+    np.add.at(logit_sums, track, logits)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = shifted / shifted.sum(axis=1, keepdims=True)
+    prob_sums = np.zeros((num_tracks, num_classes))
+    np.add.at(prob_sums, track, probs)
+    return {
+        "vote": votes.argmax(axis=1),
+        "max": largest.argmax(axis=1),
+        "gmean": (logit_sums / counts[:, None]).argmax(axis=1),
+        "mean": (prob_sums / counts[:, None]).argmax(axis=1),
+    }
+
+
+def key_ensemble_scores(y_true: np.ndarray, window_logits: np.ndarray, window_track: np.ndarray,
+                        labels: list[str]) -> dict[str, float]:
+    """``ensemble_<strategy>``: the mean over songs of :func:`mir_eval.key.weighted_score` of each strategy's key.
+
+    ``y_true`` is one class index per song (``[T]``), ``window_logits`` ``[W, C]`` and ``window_track`` ``[W]``
+    the song of each window. Also ``weighted_score`` and ``accuracy`` of the ``mean`` strategy, which is how the
+    suite aggregates windows by default, so the field's columns exist for either setting.
+    """
+    _check_nonempty(y_true)
+    y = _class_indices(y_true, len(labels))
+    logits = np.asarray(window_logits)
+    if logits.ndim == 2 and logits.shape[1] != len(labels):
+        raise ValueError(f"window logits have {logits.shape[1]} columns but there are {len(labels)} labels")
+    w = key_weight_matrix(tuple(labels))
+    preds = key_ensemble_predictions(logits, window_track, y.shape[0])
+    out = {f"ensemble_{name}": float(w[y, preds[name]].mean()) for name in KEY_ENSEMBLE_STRATEGIES}
+    per_song = w[y, preds["mean"]]
+    out.update(weighted_score=float(per_song.mean()), accuracy=float(np.mean(per_song == 1.0)))
+    return out
+
+
+def best_key_ensemble(scores: dict[str, float]) -> str:
+    """The strategy with the highest ``ensemble_<strategy>`` score, MARBLE's rule: walking
+    :data:`KEY_ENSEMBLE_STRATEGIES` in order, a strategy replaces the best so far only when strictly higher, so a
+    tie keeps the earlier one (and a NaN never replaces; with no number at all the first strategy is kept)."""
+    best, best_score = KEY_ENSEMBLE_STRATEGIES[0], -math.inf
+    for name in KEY_ENSEMBLE_STRATEGIES:
+        if scores[f"ensemble_{name}"] > best_score:
+            best, best_score = name, scores[f"ensemble_{name}"]
+    return best
+
+
 def chance_score(task_type: str, train_targets: np.ndarray, test_targets: np.ndarray, labels: list[str]) -> float:
     """Test score of the best *constant* prediction fitted on the training split: the floor a probe must beat.
 

@@ -6,6 +6,7 @@ confidence 2 and one unambiguous key), split by a hash of the artist names so th
 valid artist) is in both: 923 / 236 / 604 songs. Each song is one track; the task config cuts it into
 non-overlapping 30 s windows from 0 s (a final partial window dropped) and the runner averages the window
 predictions per song, which is jukemir's clip protocol (3,687 / 942 / 2,406 clips) scored per song.
+``task.ensemble=marble`` scores the clips as MARBLE v1 does instead (:data:`ENSEMBLES`).
 
 The split and labels are committed in ``datasets/giantsteps_key/songs.csv`` (derived from the published
 annotation files by :func:`derive_songs`; the tests prove the two agree, and agree with jukemir's
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from benchmark.errors import ConfigError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import MANIFEST_ROOT, SPLITS, DatasetMissingError, Task, Track, missing_dataset_message
 from benchmark.tasks.registry import register_task
@@ -85,6 +87,37 @@ LAYOUT = f"""\
     annotations/beatport_metadata.txt   ID, ARTIST, ...
     md5/<id>.LOFI.md5
     audio/<id>.LOFI.mp3                 written by the repository's ./audio_dl.sh"""
+
+
+# task.ensemble: how a song's 30 s window predictions become its key. The default is what the suite has always
+# done (benchmark.evaluation.ClipEvaluator averages the windows' softmax probabilities per track, then the argmax
+# key is scored); ``marble`` is MARBLE v1's GS protocol (benchmark.kinds.clip.KeyEnsembleKind).
+ENSEMBLE_DEFAULT = "mean_probabilities"
+ENSEMBLE_MARBLE = "marble"
+ENSEMBLES: dict[str, str] = {
+    ENSEMBLE_DEFAULT: "argmax of the mean softmax probabilities over a song's windows (jukemir; the default)",
+    ENSEMBLE_MARBLE: "MARBLE v1: vote / max / gmean / mean per song, ensemble_best on valid selects, test reports "
+                     "the strategy best on valid (ensemble_val_select)",
+}
+
+
+def check_ensemble(value: Any) -> str:
+    """``value`` if it is a known ``task.ensemble``, else the ConfigError naming the key and every value."""
+    if not isinstance(value, str) or value not in ENSEMBLES:
+        known = "; ".join(f"{name} = {about}" for name, about in ENSEMBLES.items())
+        raise ConfigError(f"task.ensemble={value!r}: must be one of {', '.join(ENSEMBLES)} ({known})")
+    return value
+
+
+@dataclass
+class GiantStepsKeySpec(WindowedTaskSpec):
+    """``task=giantsteps_key``: the windowed task keys, and how window predictions are aggregated per song."""
+
+    ensemble: str = ENSEMBLE_DEFAULT
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ensemble(self.ensemble)
 
 
 @dataclass(frozen=True)
@@ -270,18 +303,30 @@ def audio_path(folder: Path, repo: str, song_id: str) -> Path:
 # The task
 
 
-@register_task("giantsteps_key", schema=WindowedTaskSpec)
+@register_task("giantsteps_key", schema=GiantStepsKeySpec)
 class GiantStepsKey(Task):
     """GiantSteps key detection (jukemir / MARBLE GS): 24 keys per song, 923 / 236 / 604 songs, weighted score.
 
     Tracks are whole 2-min previews; the task config's 30 s windows and the runner's per-track averaging make
-    the song prediction the mean over its clips.
+    the song prediction the mean over its clips (``task.ensemble=mean_probabilities``), or, with
+    ``task.ensemble=marble``, MARBLE v1's four per-song strategies with the test strategy chosen on validation.
     """
 
     name = "giantsteps_key"
     task_type = "key"
     labels = LABELS
     expected_counts = {"train": 923, "valid": 236, "test": 604}
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+        super().__init__(cfg)
+        self.ensemble = check_ensemble(self.cfg.get("ensemble", ENSEMBLE_DEFAULT))
+
+    @property
+    def kind(self):
+        """The ``key`` kind, or its MARBLE ensemble variant (same task type, other evaluator and primary metric)
+        with ``task.ensemble=marble``; asked of the key kind, since a task module imports only the registry."""
+        kind = super().kind
+        return kind.marble_ensemble() if self.ensemble == ENSEMBLE_MARBLE else kind
 
     def folder(self, data_root: Path) -> Path:
         return Path(data_root) / self.name

@@ -14,6 +14,10 @@ kind              level  loss -> activation          primary             chance
 ``chord_frames``  frame  cross_entropy -> softmax    majmin              best constant chord on train
 ================  =====  ==========================  ==================  ====================================
 
+``key`` has an unregistered variant, :class:`benchmark.kinds.clip.KeyEnsembleKind` (loss
+``cross_entropy_logits``, primary ``ensemble_best`` on valid and ``ensemble_val_select`` on test): MARBLE v1's
+per-song ensemble, which ``giantsteps_key`` uses with ``task.ensemble=marble``.
+
 (:mod:`benchmark.kinds.clip`, :mod:`benchmark.kinds.beat` and :mod:`benchmark.kinds.chords`; losses in
 :mod:`benchmark.kinds.losses`.) Frame-level kinds subclass :class:`FrameKind`, the interface the generic
 frame-level data path (:func:`benchmark.frame_level.frame_level_data`) calls.

@@ -7,16 +7,16 @@ direction, how its targets are encoded and what "chance" means for it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from benchmark import metrics as M
 from benchmark.kinds.base import Metric, TaskKind, register_kind
-from benchmark.kinds.losses import BCE, CROSS_ENTROPY, MSE
+from benchmark.kinds.losses import BCE, CROSS_ENTROPY, CROSS_ENTROPY_LOGITS, MSE
 
 if TYPE_CHECKING:
-    from benchmark.evaluation import ClipEvaluator
+    from benchmark.evaluation import ClipEvaluator, Evaluator, KeyEnsembleEvaluator
     from benchmark.tasks.base import Task, Track
 
 
@@ -68,6 +68,15 @@ class ClipKind(TaskKind):
 
         return ClipEvaluator(self, labels, window_track, track_targets)
 
+    def build_evaluators(self, labels: list[str], window_tracks: Mapping[str, np.ndarray],
+                         track_targets: Mapping[str, np.ndarray]) -> dict[str, "Evaluator"]:
+        """The evaluator of each split of ``window_tracks`` (valid and test), by default each on its own.
+
+        One call for all splits because a kind may score test with what validation chose (the key kind's MARBLE
+        ensemble scores test with the strategy that was best on validation); the default does not link them.
+        """
+        return {s: self.build_evaluator(labels, window_tracks[s], track_targets[s]) for s in window_tracks}
+
 
 class ClassKind(ClipKind):
     """One class per track (an int64 index into the labels), trained with softmax cross-entropy."""
@@ -103,6 +112,11 @@ class MulticlassKind(ClassKind):
         return M.multiclass_scores(y_true, y_score, labels)
 
 
+# The scores of the key kind's MARBLE ensemble (KeyEnsembleKind), all weighted scores: higher is better.
+ENSEMBLE_METRICS: tuple[Metric, ...] = tuple(
+    Metric(f"ensemble_{name}") for name in (*M.KEY_ENSEMBLE_STRATEGIES, "best", "val_select"))
+
+
 class KeyKind(ClassKind):
     """Musical key (24 mir_eval key labels): MIREX weighted score of the argmax key, and exact-key accuracy."""
 
@@ -110,8 +124,65 @@ class KeyKind(ClassKind):
     primary = Metric("weighted_score")
     metrics = (primary, Metric("accuracy"))
 
+    def find_metric(self, name: str) -> Metric | None:
+        """Also the ``ensemble_*`` scores of :class:`KeyEnsembleKind`: that variant is not registered (its tasks
+        keep ``task_type`` key), and selection looks a metric's direction up in the registry."""
+        return super().find_metric(name) or next((m for m in ENSEMBLE_METRICS if m.name == name), None)
+
     def scores(self, y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
         return M.key_scores(y_true, y_score, labels)
+
+    def marble_ensemble(self) -> "KeyEnsembleKind":
+        """This kind scored with MARBLE v1's per-song ensemble (:data:`KEY_ENSEMBLE`), for a key task whose config
+        asks for it (``giantsteps_key``'s ``task.ensemble=marble``)."""
+        return KEY_ENSEMBLE
+
+
+class KeyEnsembleKind(KeyKind):
+    """The key kind scored as MARBLE v1 scores GiantSteps (``task.ensemble=marble``): four per-song strategies.
+
+    Its heads' window logits go to the evaluator unactivated (loss ``cross_entropy_logits``, trained exactly as
+    ``cross_entropy``), which scores ``vote``, ``max``, ``gmean`` and ``mean`` per song
+    (:class:`benchmark.evaluation.KeyEnsembleEvaluator`). Validation's primary metric is ``ensemble_best`` (their
+    maximum: early stopping, checkpoints, learning-rate decay and the layer choice); the test evaluator reports,
+    as its primary, ``ensemble_val_select``: the test score of the strategy that validation chose for that head.
+
+    Why not a registered kind of its own: the task type stays ``key`` (records and the field's tables group key
+    tasks by it), and the registry's list of clip-level kinds stays the list of task types. A task that wants
+    this variant returns :meth:`KeyKind.marble_ensemble` as its ``kind`` (``tasks/giantsteps_key.py``).
+    """
+
+    loss = CROSS_ENTROPY_LOGITS
+    primary = ENSEMBLE_METRICS[-2]  # ensemble_best
+    metrics = (primary, *ENSEMBLE_METRICS[:-2], ENSEMBLE_METRICS[-1], *KeyKind.metrics)
+
+    def scores(self, y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+        """The evaluator's metrics for one score row per song (one clip per song: every strategy then predicts
+        the row's argmax); what the chance level of a constant key is scored with."""
+        from benchmark.evaluation import KeyEnsembleEvaluator
+
+        one_clip_each = np.arange(len(y_true))
+        return KeyEnsembleEvaluator(labels, one_clip_each, y_true)(np.asarray(y_score, dtype=np.float64)[None])[0]
+
+    def build_evaluator(self, labels: list[str], window_track: np.ndarray,
+                        track_targets: np.ndarray) -> "KeyEnsembleEvaluator":
+        """A split scored on its own: the strategy is chosen on the split itself (what validation does)."""
+        from benchmark.evaluation import KeyEnsembleEvaluator
+
+        return KeyEnsembleEvaluator(labels, window_track, track_targets)
+
+    def build_evaluators(self, labels: list[str], window_tracks: Mapping[str, np.ndarray],
+                         track_targets: Mapping[str, np.ndarray]) -> dict[str, "Evaluator"]:
+        """Valid chooses each head's strategy; test scores the strategy valid chose (MARBLE's val-select)."""
+        from benchmark.evaluation import KeyEnsembleEvaluator
+
+        valid = self.build_evaluator(labels, window_tracks["valid"], track_targets["valid"])
+        out: dict[str, Evaluator] = {"valid": valid}
+        for split in window_tracks:
+            if split != "valid":
+                out[split] = KeyEnsembleEvaluator(labels, window_tracks[split], track_targets[split],
+                                                  select_from=valid)
+        return {s: out[s] for s in window_tracks}
 
 
 class MultilabelKind(ClipKind):
@@ -164,3 +235,4 @@ MULTICLASS = register_kind(MulticlassKind())
 MULTILABEL = register_kind(MultilabelKind())
 REGRESSION = register_kind(RegressionKind())
 KEY = register_kind(KeyKind())
+KEY_ENSEMBLE = KeyEnsembleKind()  # not registered: see KeyEnsembleKind

@@ -58,6 +58,21 @@ class CrossEntropy(Loss):
         return F.cross_entropy(logits.reshape(H * B, C), target.repeat(H), reduction="none").view(H, B)
 
 
+class CrossEntropyOnLogits(CrossEntropy):
+    """Softmax cross-entropy, with the raw logits as the scores evaluators read.
+
+    Why a loss of its own: MARBLE v1's GiantSteps ensemble (the ``key`` kind with ``task.ensemble=marble``) has
+    strategies that need each window's logits, not its probabilities (the per-class maximum logit over a song's
+    windows is not a function of the windows' softmax outputs). Training is exactly :class:`CrossEntropy`'s; only
+    what the evaluator receives differs, and that evaluator takes the softmax itself where a strategy needs it.
+    """
+
+    name = "cross_entropy_logits"
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+
 class BinaryCrossEntropy(Loss):
     """Independent binary outputs (tags, beat/downbeat activations) on float targets in [0, 1]."""
 
@@ -85,7 +100,8 @@ class MeanSquaredError(Loss):
 
 
 CROSS_ENTROPY, BCE, MSE = CrossEntropy(), BinaryCrossEntropy(), MeanSquaredError()
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (CROSS_ENTROPY, BCE, MSE)}
+CROSS_ENTROPY_LOGITS = CrossEntropyOnLogits()
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (CROSS_ENTROPY, BCE, MSE, CROSS_ENTROPY_LOGITS)}
 
 
 def get_loss(loss: "str | Loss") -> Loss:
