@@ -35,7 +35,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import mir_eval
 import numpy as np
@@ -55,12 +55,19 @@ from benchmark.feature_store import extraction_settings, feature_cache
 from benchmark.kinds.base import FrameKind
 from benchmark.targets import BeatTarget
 from benchmark.probe_data import ProbeData
+from benchmark.schema import check_f_aggregation
 from benchmark.tasks.base import SPLITS, Task, Track
 
-BEAT_METRICS: tuple[str, ...] = ("f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure")
-"""Metrics of a beat task; ``f_measure`` (beats, 70 ms) is the primary one (selection and headline). The ``beat``
-kind (:class:`benchmark.kinds.BeatKind`) declares the same names with their direction (all higher-is-better);
-this module computes them and does not import the kind, which routes to it."""
+BEAT_METRICS: tuple[str, ...] = ("f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure", "f_measure_pooled")
+"""Metrics of a beat task; ``f_measure`` (beats, 70 ms, mean over tracks) is the primary one (selection and
+headline) unless ``task.f_aggregation=pooled`` makes it ``f_measure_pooled`` (:data:`F_AGGREGATION_PRIMARY`). The
+``beat`` kind (:class:`benchmark.kinds.BeatKind`) declares the same names with their direction (all
+higher-is-better); this module computes them and does not import the kind, which routes to it."""
+F_AGGREGATION_PRIMARY: dict[str, str] = {"mean": "f_measure", "pooled": "f_measure_pooled"}
+"""The primary metric of each ``task.f_aggregation`` (its values: :data:`benchmark.schema.BEAT_F_AGGREGATIONS`)."""
+F_MEASURE_WINDOW = 0.07
+"""Beat F-measure tolerance in seconds (either side): mir_eval.beat.f_measure's default, and the window MARBLE v1
+passes to mir_eval.util.match_events; both F-measures here use it, so they differ only in how tracks are pooled."""
 DECODERS: tuple[str, ...] = ("dbn", "peaks")
 
 
@@ -147,15 +154,50 @@ def beat_scores(reference: np.ndarray, estimated: np.ndarray) -> dict[str, float
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         _, cmlt, _, amlt = mir_eval.beat.continuity(reference, estimated)
-        return {"f_measure": float(mir_eval.beat.f_measure(reference, estimated)), "cmlt": float(cmlt),
-                "amlt": float(amlt), "p_score": float(mir_eval.beat.p_score(reference, estimated))}
+        f = mir_eval.beat.f_measure(reference, estimated, f_measure_threshold=F_MEASURE_WINDOW)
+        return {"f_measure": float(f), "cmlt": float(cmlt), "amlt": float(amlt),
+                "p_score": float(mir_eval.beat.p_score(reference, estimated))}
 
 
 def downbeat_score(reference: np.ndarray, estimated: np.ndarray) -> float:
     """Downbeat F-measure (mir_eval's beat F-measure, 70 ms, on downbeat times); 0 for empty estimates."""
     if len(estimated) == 0:
         return 0.0
-    return float(mir_eval.beat.f_measure(reference, estimated))
+    return float(mir_eval.beat.f_measure(reference, estimated, f_measure_threshold=F_MEASURE_WINDOW))
+
+
+def beat_match_counts(reference: np.ndarray, estimated: np.ndarray) -> tuple[int, int, int]:
+    """(matched beats, estimated beats, reference beats) of one track, at :data:`F_MEASURE_WINDOW`.
+
+    The counts, not an F, because a pooled F-measure sums them over tracks before dividing
+    (:func:`pooled_f_measure`). The matching is mir_eval.util.match_events itself (a maximum one-to-one matching
+    within the window), called directly as MARBLE v1 does: no mir_eval.beat.validate, so a track with no
+    reference or no estimated beats is counted (0 matches) rather than warned about or skipped.
+    """
+    reference, estimated = np.asarray(reference, dtype=float), np.asarray(estimated, dtype=float)
+    matched = len(mir_eval.util.match_events(reference, estimated, F_MEASURE_WINDOW)) \
+        if len(reference) and len(estimated) else 0
+    return matched, len(estimated), len(reference)
+
+
+def pooled_f_measure(counts: Iterable[tuple[int, int, int]]) -> float:
+    """The F-measure of (matched, estimated, reference) counts summed over tracks: MARBLE v1's beat F.
+
+    P = matched / estimated and R = matched / reference over the whole split, F = 2PR / (P + R). Unlike the mean
+    of per-track F, a track weighs by its number of beats, and a track with no reference beats still costs
+    precision through its estimates. Empty totals give P (or R) = 0 and F = 0, never a division by zero.
+    """
+    matched = estimated = reference = 0
+    for m, e, r in counts:
+        matched, estimated, reference = matched + m, estimated + e, reference + r
+    precision = matched / estimated if estimated else 0.0
+    recall = matched / reference if reference else 0.0
+    return float(mir_eval.util.f_measure(precision, recall))
+
+
+def f_aggregation_primary(f_aggregation: str) -> str:
+    """The primary metric's name for a ``task.f_aggregation`` value (ConfigError naming the values otherwise)."""
+    return F_AGGREGATION_PRIMARY[check_f_aggregation(f_aggregation)]
 
 
 # ---------------------------------------------------------------------------------------------- evaluator
@@ -184,7 +226,11 @@ class BeatEvaluator:
 
     Per head and track: the beat and downbeat activations of the track's frames are interpolated onto a uniform
     grid at ``frame_rate`` (frame ``g`` at ``g / frame_rate``), beats are decoded (DBN or peaks), downbeats are
-    chosen among them, and mir_eval scores them against the annotation; each metric is the mean over tracks.
+    chosen among them, and mir_eval scores them against the annotation; each metric is the mean over tracks,
+    except ``f_measure_pooled`` (:func:`pooled_f_measure`: beat matches summed over the split's tracks, then one F,
+    as MARBLE v1 scores GTZAN). Which F is :attr:`primary` (selection, early stopping, the reported score) is the
+    task's ``f_aggregation`` (``mean``: ``f_measure``, the default; ``pooled``: ``f_measure_pooled``): the runner,
+    probe and sweep read it from here, as from every evaluator.
 
     Choices, and why:
       * Every metric, the primary ``f_measure`` included, uses the configured decoder every epoch (the DBN by
@@ -199,7 +245,8 @@ class BeatEvaluator:
       * A track with no reference beats (after trimming) is left out of the beat metrics' means, and a track
         with no reference downbeats (GTZAN-Rhythm has six jazz files without bar positions) out of the downbeat
         mean: mir_eval would score every tracker 0 on them, which measures nothing. A split with no scorable
-        track is refused when the evaluator is built.
+        track is refused when the evaluator is built. ``f_measure_pooled`` counts every track, as MARBLE's sums
+        do: a track without reference beats adds its estimates (false positives) and nothing else.
       * NaN or infinite outputs are refused (:class:`~benchmark.beat_decode.NonFiniteActivationError`) before
         anything is decoded: decoded, they become a steady beat at the fastest tempo that would be scored and
         selected like a real one. The message names the first affected track by its id (``track_ids``; the
@@ -208,11 +255,13 @@ class BeatEvaluator:
         diverged probe) and names the feature cache entry to delete (``cache_dir``).
     """
 
-    primary = "f_measure"
+    primary = F_AGGREGATION_PRIMARY["mean"]  # the default; an instance's is its f_aggregation's
 
     def __init__(self, layout: FrameLayout, targets: Sequence[BeatTarget], frame_rate: float,
                  decoder: DecoderConfig = DecoderConfig(), skip_seconds: float = 0.0,
-                 track_ids: Sequence[str] | None = None, cache_dir: Path | str | None = None) -> None:
+                 track_ids: Sequence[str] | None = None, cache_dir: Path | str | None = None,
+                 f_aggregation: str = "mean") -> None:
+        self.primary = f_aggregation_primary(f_aggregation)
         self.layout, self.frame_rate, self.decoder = layout, float(frame_rate), decoder
         self.skip_seconds = float(skip_seconds)
         if track_ids is not None and len(track_ids) != len(targets):
@@ -284,14 +333,17 @@ class BeatEvaluator:
         return out
 
     def score_estimates(self, estimates: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-        """Mean metrics of one head's (beats, downbeats) per track (all tracks of the split, in order)."""
-        per_track = {i: beat_scores(self.references[i][0], self._trim(np.asarray(estimates[i][0])))
-                     for i in self.beat_tracks}
+        """Metrics of one head's (beats, downbeats) per track (all tracks of the split, in order): the means over
+        scorable tracks, and the beat F pooled over all tracks (same trimmed references and estimates)."""
+        beats = [self._trim(np.asarray(e[0])) for e in estimates]
+        per_track = {i: beat_scores(self.references[i][0], beats[i]) for i in self.beat_tracks}
         out = {m: float(np.mean([s[m] for s in per_track.values()])) for m in BEAT_METRICS[:4]}
         if self.downbeat_tracks:
             out["downbeat_f_measure"] = float(np.mean([
                 downbeat_score(self.references[i][1], self._trim(np.asarray(estimates[i][1])))
                 for i in self.downbeat_tracks]))
+        out["f_measure_pooled"] = pooled_f_measure(
+            beat_match_counts(reference, estimated) for (reference, _), estimated in zip(self.references, beats))
         return out
 
     def __call__(self, row_scores: torch.Tensor) -> list[dict[str, float]]:

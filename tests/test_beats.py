@@ -434,7 +434,7 @@ def test_synth_beats_end_to_end_caches_only_the_requested_layers(compose_config)
     by_layer = {row["name"]: row for row in record["layers"]}
     assert set(by_layer) == {"1", "2"}
     for row in record["layers"]:
-        assert set(row["test"]) == {"f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure"}
+        assert set(row["test"]) == {"f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure", "f_measure_pooled"}
         assert all(0.0 <= v <= 1.0 for v in row["test"].values())
     assert 0.0 < record["chance_level"] < 0.6
     assert by_layer["1"]["valid"]["f_measure"] > max(0.7, record["chance_level"] + 0.2)  # the onset layer
@@ -529,7 +529,7 @@ def test_gtzan_beat_runs_end_to_end_on_a_fixture_in_the_real_layout(compose_conf
     assert len(record["skipped"]["train"]) == 443 - 4
     assert record["dataset"]["annotations"] == gtzan_beat.annotation_digest(annotations)
     row = record["layers"][0]
-    assert set(row["valid"]) == {"f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure"}
+    assert set(row["valid"]) == {"f_measure", "cmlt", "amlt", "p_score", "downbeat_f_measure", "f_measure_pooled"}
     assert row["valid"]["f_measure"] > 0.8  # clicks at the annotated beats (references cut at 6 s)
 
     again = OnsetEncoder()
