@@ -223,22 +223,36 @@ class WindowSpec:
 
     ``min_fraction``: a trailing window shorter than this fraction of ``window`` is dropped (the first window is
     always kept, so a clip shorter than one window yields one short window).
+    ``crop``: only the first ``crop`` seconds of the clip are windowed (``task.crop_seconds``; ``None`` = all of
+    it). MARBLE v1 cuts EMO's 45-s clips to their first 30 s this way before its 5-s windows.
     """
 
     window: float
     hop: float
     min_fraction: float = 0.5
+    crop: float | None = None
 
     def as_dict(self) -> dict[str, float]:
-        return {"window": self.window, "hop": self.hop, "min_fraction": self.min_fraction}
+        """The windowing as the feature-cache key and the run record hold it.
+
+        ``crop`` appears only when set: a spec without it keeps the dict, and so the cache key and the record, of
+        runs made before the option existed.
+        """
+        out = {"window": self.window, "hop": self.hop, "min_fraction": self.min_fraction}
+        if self.crop is not None:
+            out["crop"] = self.crop
+        return out
 
 
 def window_bounds(num_samples: int, sample_rate: int, spec: WindowSpec) -> list[tuple[int, int]]:
     """Sample ranges ``[(start, end), ...]`` of the windows of a clip of ``num_samples`` samples.
 
     Windows are not padded: a short final window is kept at its own length (when at least ``min_fraction`` of a
-    window), so every window is encoded exactly as it would be alone, whatever it is batched with.
+    window), so every window is encoded exactly as it would be alone, whatever it is batched with. With
+    ``spec.crop`` the clip counts as its first ``crop`` seconds (:func:`cropped_length`): later samples are in no
+    window.
     """
+    num_samples = cropped_length(num_samples, sample_rate, spec)
     win = max(1, int(round(spec.window * sample_rate)))
     hop = max(1, int(round(spec.hop * sample_rate)))
     if num_samples <= win:
@@ -252,3 +266,14 @@ def window_bounds(num_samples: int, sample_rate: int, spec: WindowSpec) -> list[
             break
         bounds.append((start, end))
     return bounds
+
+
+def cropped_length(num_samples: int, sample_rate: int, spec: WindowSpec) -> int:
+    """Samples of a clip of ``num_samples`` that are windowed: all of them, or the first ``spec.crop`` seconds.
+
+    Applied at the encoder's rate, after resampling (MARBLE crops at the file's own rate, then resamples; the two
+    differ only in the few samples before the cut that the resampling filter mixes with the ones after it).
+    """
+    if spec.crop is None:
+        return num_samples
+    return min(num_samples, max(1, int(round(spec.crop * sample_rate))))

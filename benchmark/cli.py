@@ -75,9 +75,9 @@ def register_schemas() -> None:
 
 
 def _resolved(cfg) -> dict[str, Any]:
-    from omegaconf import OmegaConf
+    from benchmark.config_store import resolved_config
 
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return resolved_config(cfg)
 
 
 def _hydra_app(argv: list[str], job: Callable[[dict[str, Any]], None]) -> int:
@@ -176,7 +176,27 @@ def _check_command(argv: list[str]) -> int:
         return 1
     report = check_dataset(task, tracks, data_root, verify_checksums=bool(config.get("verify_checksums", True)))
     print(report.summary())
-    return 0 if report.complete else 1
+    return 0 if _protocol_ok(task, tracks, report, config) and report.complete else 1
+
+
+def _protocol_ok(task, tracks, report, config: dict[str, Any]) -> bool:
+    """The protocol checks a run makes before extraction (duplicate audio across splits, classes without training
+    examples, ...), on the files present: ``check`` answers "would a run start?" without starting one."""
+    from benchmark.console import make_console
+    from benchmark.errors import ProtocolError
+    from benchmark.protocol_checks import check_protocol
+    from benchmark.tasks.base import SPLITS
+
+    missing = {s: set(report.missing.get(s, [])) for s in SPLITS}
+    usable = {s: [t for t in tracks if t.split == s and t.track_id not in missing[s]] for s in SPLITS}
+    try:
+        check_protocol(task, usable, allow_duplicate_audio=bool(config.get("allow_duplicate_audio", False)),
+                       train_skipped=len(missing["train"]), console=make_console())
+    except ProtocolError as exc:
+        print(f"  protocol: {exc}", file=sys.stderr)
+        return False
+    print("  protocol: OK (no duplicate audio across splits; every class, tag and target learnable from train)")
+    return True
 
 
 def _prepare_command(argv: list[str]) -> int:

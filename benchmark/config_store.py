@@ -14,6 +14,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from benchmark.encoders.registry import encoder_schemas
 from benchmark.errors import ConfigError, UserError
+from benchmark.record import PROTOCOL_RECORD_KEYS
 from benchmark.schema import RunSpec
 from benchmark.settings import ProbeSettings, TrainerSettings
 from benchmark.tasks.registry import task_schemas
@@ -37,6 +38,27 @@ def register_schemas() -> None:
         store.store(group="schema/task", name=kind, node=schema)
     for kind, schema in encoder_schemas().items():
         store.store(group="schema/model", name=kind, node=schema)
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain data, every interpolation resolved (a protocol's values are looked up in its
+    tables here), with the protocol section cut to what a record keeps (``record.PROTOCOL_RECORD_KEYS``).
+
+    An interpolation that cannot be resolved (a protocol table without this model or task and no fallback) is a
+    ConfigError naming the key."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:
+        raise ConfigError(f"{getattr(exc, 'full_key', '') or 'the config'}: {str(exc).splitlines()[0]}. A protocol "
+                          "(configs/protocol/) may not cover this model or task; check the names or override the "
+                          "value on the command line.") from None
+    assert isinstance(data, dict)
+    protocol = data.get("protocol")
+    if isinstance(protocol, dict):
+        data["protocol"] = {k: protocol[k] for k in PROTOCOL_RECORD_KEYS if k in protocol}
+    return data
 
 
 def group_schema(group: str, section: Mapping[str, Any]) -> type:

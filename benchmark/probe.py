@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from benchmark.distributed import gather_rows
+from benchmark.errors import ConfigError
 from benchmark.evaluation import Evaluator
 from benchmark.kinds.base import Metric, metric
 from benchmark.kinds.losses import Loss, get_loss
@@ -35,6 +36,59 @@ class HeadSpec:
     def name(self) -> str:
         where = "weighted_sum" if self.layer is None else f"layer_{self.layer}"
         return f"{where}@lr={self.lr:g}"
+
+
+# probe.weighted_sum_layers: which hidden states the weighted-sum heads mix.
+WEIGHTED_SUM_LAYERS = {
+    "all": "every hidden state the features hold (the suite's default)",
+    "transformer": "hidden states 1..L only, without the embedding output 0 (MARBLE v1's 'layer: all')",
+}
+# probe.weighted_sum_init: the mixing logits a weighted-sum head starts from.
+WEIGHTED_SUM_INITS = {
+    "uniform": "zero logits, equal weights (the suite's default)",
+    "randn": "standard normal logits from each head's own seeded generator (MARBLE v1's torch.randn)",
+}
+# trainer.lr_decay_rule: how epochs without improvement halve a head's learning rate (see ScheduleRule).
+LR_DECAY_RULES = {
+    "suite": "halve at every multiple of lr_decay_patience epochs without a strictly better score",
+    "reduce_on_plateau": "torch ReduceLROnPlateau: halve once more than lr_decay_patience epochs passed without "
+                         "beating the best by lr_decay_threshold (relative), then count from 0",
+}
+# torch ReduceLROnPlateau's eps: a reduction smaller than this is not applied.
+PLATEAU_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class ScheduleRule:
+    """When a head stops and when its learning rate is multiplied by ``lr_decay_factor``, from its validation scores.
+
+    Why two rules: the suite counts one run of epochs without a strictly better score and decays the rate at every
+    multiple of ``lr_decay_patience``; MARBLE v1 uses Lightning's EarlyStopping (the same count, stop when it
+    reaches ``patience``) next to torch's ReduceLROnPlateau, which keeps its own best and count, needs a relative
+    improvement of ``lr_decay_threshold``, reduces only once the count *exceeds* its patience and then restarts
+    it. ``reduce_on_plateau`` reproduces that scheduler epoch for epoch (``tests/test_marble_probe.py`` replays
+    scores through both). ``lr_decay_patience`` 0 never decays under either rule. ``stop_on_non_finite`` stops a
+    head at a NaN or infinite score, as Lightning's ``check_finite`` does.
+    """
+
+    patience: int = 10
+    lr_decay_patience: int = 0
+    lr_decay_factor: float = 0.5
+    lr_decay_rule: str = "suite"
+    lr_decay_threshold: float = 0.0
+    stop_on_non_finite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_decay_rule not in LR_DECAY_RULES:
+            raise ConfigError(f"trainer.lr_decay_rule={self.lr_decay_rule!r}: must be one of "
+                              f"{', '.join(LR_DECAY_RULES)}")
+
+    def plateau_better(self, selection: Metric, score: float, best: float) -> bool:
+        """torch ReduceLROnPlateau's ``rel`` test: better than ``best`` by the relative threshold, in the metric's
+        direction (``best * (1 + t)`` for a score, ``best * (1 - t)`` for an error, literally as torch does)."""
+        if selection.higher_is_better:
+            return bool(score > best * (1.0 + self.lr_decay_threshold))
+        return bool(score < best * (1.0 - self.lr_decay_threshold))
 
 
 def make_heads(layers: list[int], weighted_sum: bool, lrs: list[float]) -> list[HeadSpec]:
@@ -64,6 +118,37 @@ def _head_generator(seed: int, head: HeadSpec, purpose: str = "init",
     return torch.Generator(device=device).manual_seed(zlib.crc32(f"{seed}:{head.name}:{purpose}".encode()))
 
 
+def mixed_positions(state_ids: list[int], weighted_sum_layers: str) -> list[int]:
+    """Positions of the features' layer axis a weighted-sum head mixes: all, or those of hidden states >= 1.
+
+    Why by state id, not position: frame-level caches hold only the requested states, so position 0 is hidden
+    state 0 only when that state was requested.
+    """
+    if weighted_sum_layers not in WEIGHTED_SUM_LAYERS:
+        raise ConfigError(f"probe.weighted_sum_layers={weighted_sum_layers!r}: must be one of "
+                          f"{', '.join(WEIGHTED_SUM_LAYERS)}")
+    if weighted_sum_layers == "all":
+        return list(range(len(state_ids)))
+    mixed = [i for i, state in enumerate(state_ids) if state != 0]
+    if not mixed:
+        raise ConfigError(f"probe.weighted_sum_layers=transformer mixes hidden states 1..L, but the features hold "
+                          f"only state(s) {state_ids}; use probe.weighted_sum_layers=all or an encoder with "
+                          "transformer layers")
+    return mixed
+
+
+def initial_mix_logits(sum_heads: list[HeadSpec], num_mixed: int, init: str, seed: int) -> torch.Tensor:
+    """``[H_sum, M]`` starting logits: zeros (uniform weights), or standard normal draws from each head's own
+    generator, so a head starts alike whatever other heads share the run and on every DDP rank."""
+    if init not in WEIGHTED_SUM_INITS:
+        raise ConfigError(f"probe.weighted_sum_init={init!r}: must be one of {', '.join(WEIGHTED_SUM_INITS)}")
+    logits = torch.zeros(len(sum_heads), num_mixed)
+    if init == "randn":
+        for i, head in enumerate(sum_heads):
+            logits[i] = torch.randn(num_mixed, generator=_head_generator(seed, head, "mix"))
+    return logits
+
+
 class LayerSweepProbe(L.LightningModule):
     """All probe heads of a sweep in one module.
 
@@ -82,9 +167,12 @@ class LayerSweepProbe(L.LightningModule):
         patience: epochs without validation improvement before a head stops (its best weights are kept).
         lr_decay_patience, lr_decay_factor: a head's rate is multiplied by the factor after this many epochs
             without improvement (0 disables), as ReduceLROnPlateau would do for a lone probe.
+        lr_decay_rule, lr_decay_threshold, stop_on_non_finite: how those epochs are counted (:class:`ScheduleRule`).
         seed: initialisation and dropout seed.
         state_ids: the hidden-state index of each position of the features' layer axis (default ``0..S-1``;
             frame-level caches hold only the requested layers).
+        weighted_sum_layers: which states the weighted-sum heads mix (:data:`WEIGHTED_SUM_LAYERS`).
+        weighted_sum_init: their initial mixing logits (:data:`WEIGHTED_SUM_INITS`).
     """
 
     def __init__(
@@ -105,6 +193,11 @@ class LayerSweepProbe(L.LightningModule):
         weight_decay: float = 0.0,
         seed: int = 0,
         state_ids: list[int] | None = None,
+        lr_decay_rule: str = "suite",
+        lr_decay_threshold: float = 0.0,
+        stop_on_non_finite: bool = False,
+        weighted_sum_layers: str = "all",
+        weighted_sum_init: str = "uniform",
     ) -> None:
         super().__init__()
         self.heads = heads
@@ -113,6 +206,8 @@ class LayerSweepProbe(L.LightningModule):
         # The direction of "best" for every decision below; KeyError for a metric no kind declares (no guessing).
         self.selection: Metric = metric(self.primary)
         self.hidden, self.dropout_p = hidden, dropout
+        self.rule = ScheduleRule(patience, lr_decay_patience, lr_decay_factor, lr_decay_rule, lr_decay_threshold,
+                                 stop_on_non_finite)
         self.patience, self.lr_decay_patience, self.lr_decay_factor = patience, lr_decay_patience, lr_decay_factor
         self.weight_decay, self.seed = weight_decay, seed
         H = len(heads)
@@ -123,7 +218,13 @@ class LayerSweepProbe(L.LightningModule):
                                                          dtype=torch.long))
         self.register_buffer("feature_mean", torch.as_tensor(feature_mean, dtype=torch.float32))
         self.register_buffer("feature_std", torch.as_tensor(feature_std, dtype=torch.float32))
-        self.mix_logits = torch.nn.Parameter(torch.zeros(H - self.num_layer_heads, num_states))
+        mixed = mixed_positions(state_ids, weighted_sum_layers) if H > self.num_layer_heads else list(range(num_states))
+        self.num_states = num_states
+        self._mix_all = mixed == list(range(num_states))  # mixing every state needs no gather of the input
+        # not persistent: it follows from the settings, and checkpoints keep the keys they always had
+        self.register_buffer("mix_index", torch.tensor(mixed, dtype=torch.long), persistent=False)
+        self.mix_logits = torch.nn.Parameter(
+            initial_mix_logits(heads[self.num_layer_heads:], len(mixed), weighted_sum_init, seed))
         sizes = [(dim, hidden), (hidden, num_outputs)] if hidden > 0 else [(dim, num_outputs)]
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
@@ -142,6 +243,9 @@ class LayerSweepProbe(L.LightningModule):
         self.best_epoch = np.full(H, -1)
         self.bad_epochs = np.zeros(H, dtype=int)
         self.stopped = np.zeros(H, dtype=bool)
+        # the learning-rate count of lr_decay_rule=reduce_on_plateau: its own best and epochs since (unused by suite)
+        self.plateau_best = np.full(H, self.selection.worst)
+        self.plateau_bad = np.zeros(H, dtype=int)
         self.history: list[list[float]] = []
         self._best_params = [p.detach().clone() for p in self._head_params()]
         self._valid_outputs: list[torch.Tensor] = []
@@ -156,8 +260,8 @@ class LayerSweepProbe(L.LightningModule):
         """``x`` ``[B, S, D]`` -> raw outputs ``[H, B, C]`` of every head."""
         x = (x - self.feature_mean) / self.feature_std
         z_layers = x[:, self.layer_index].transpose(0, 1)  # [H_layers, B, D]
-        mix = self.mix_logits.softmax(-1)  # [H_sum, S]
-        z_sum = torch.einsum("hs,bsd->hbd", mix, x)
+        mix = self.mix_logits.softmax(-1)  # [H_sum, M]: M = the mixed states (all S, or 1..L)
+        z_sum = torch.einsum("hs,bsd->hbd", mix, x if self._mix_all else x[:, self.mix_index])
         z = torch.cat([z_layers, z_sum], dim=0)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = torch.baddbmm(b.unsqueeze(1), z, w)
@@ -184,8 +288,12 @@ class LayerSweepProbe(L.LightningModule):
         return z * mask / keep
 
     def layer_weights(self) -> np.ndarray:
-        """Softmax layer weights ``[H_sum, S]`` of the weighted-sum heads."""
-        return self.mix_logits.detach().softmax(-1).cpu().numpy()
+        """Softmax layer weights ``[H_sum, S]`` of the weighted-sum heads, one per position of the features' layer
+        axis: a state the heads do not mix (the embedding output with ``weighted_sum_layers=transformer``) has
+        weight 0, so records and plots keep reading position k as hidden state k."""
+        full = torch.zeros(self.mix_logits.shape[0], self.num_states)
+        full[:, self.mix_index.cpu()] = self.mix_logits.detach().float().softmax(-1).cpu()
+        return full.numpy()
 
     # -------------------------------------------------------------- training
     def configure_optimizers(self):
@@ -207,6 +315,8 @@ class LayerSweepProbe(L.LightningModule):
             "best_epoch": torch.as_tensor(self.best_epoch, dtype=torch.long),
             "bad_epochs": torch.as_tensor(self.bad_epochs, dtype=torch.long),
             "stopped": torch.as_tensor(self.stopped, dtype=torch.bool),
+            "plateau_best": torch.as_tensor(self.plateau_best, dtype=torch.float64),
+            "plateau_bad": torch.as_tensor(self.plateau_bad, dtype=torch.long),
             "history": [list(map(float, h)) for h in self.history],
             "best_params": [b.detach().cpu().clone() for b in self._best_params],
             "heads": [h.name for h in self.heads],
@@ -220,6 +330,9 @@ class LayerSweepProbe(L.LightningModule):
         self.best_epoch = state["best_epoch"].numpy().copy()
         self.bad_epochs = state["bad_epochs"].numpy().astype(int)
         self.stopped = state["stopped"].numpy().copy()
+        if "plateau_best" in state:  # absent from checkpoints written before lr_decay_rule (suite rule only)
+            self.plateau_best = state["plateau_best"].numpy().copy()
+            self.plateau_bad = state["plateau_bad"].numpy().astype(int)
         self.history = [list(h) for h in state["history"]]
         self._best_params = [b.clone() for b in state["best_params"]]
 
@@ -255,34 +368,70 @@ class LayerSweepProbe(L.LightningModule):
         if self.trainer.world_size > 1:  # every rank scores all validation rows: identical decisions everywhere
             row_scores = gather_rows(row_scores.to(self.device))
         scores = np.array([metrics[self.primary] for metrics in self.evaluator(row_scores)])
-        self.history.append(scores.tolist())
-        self._update_selection(scores)
+        self.record_validation(scores)
         self.log("valid_best", self.selection.best_value(self.best_score), prog_bar=True)
         if self.stopped.all():
             self.trainer.should_stop = True
 
-    def _update_selection(self, scores: np.ndarray) -> None:
-        """Per-head early stopping and best checkpoint, on the validation metric only, in its direction."""
+    def record_validation(self, scores: np.ndarray, lrs: np.ndarray | None = None) -> np.ndarray:
+        """Append one epoch's validation scores (one per head) and apply every head's selection and schedule.
+
+        Returns the heads' learning rates for the next epoch. ``lrs`` defaults to the optimizer's (written back);
+        passing them lets a test replay a score sequence through the very rule training uses, without a trainer.
+        """
+        self.history.append(np.asarray(scores, dtype=float).tolist())
+        lrs = self._optimizer_head_lrs() if lrs is None else np.array(lrs, dtype=float)
+        self._update_selection(np.asarray(scores, dtype=float), lrs)
+        self._write_optimizer_head_lrs(lrs)
+        return lrs
+
+    def _update_selection(self, scores: np.ndarray, lrs: np.ndarray) -> None:
+        """Per-head early stopping, best checkpoint and learning-rate decay (``lrs``, in place), on the validation
+        metric only, in its direction."""
         epoch = len(self.history) - 1
         params = self._head_params()
-        lrs = self._optimizer_head_lrs()
         for h, score in enumerate(scores):
             if self.stopped[h]:
                 continue
-            if self.selection.better(score, self.best_score[h]):
+            improved = self.selection.better(score, self.best_score[h])
+            if improved:
                 self.best_score[h], self.best_epoch[h], self.bad_epochs[h] = score, epoch, 0
                 for best, p in zip(self._best_params, params):
                     idx = self._head_slot(h, p)
                     if idx is not None:
                         best[idx] = p.detach()[idx]
-                continue
-            self.bad_epochs[h] += 1
-            if self.bad_epochs[h] >= self.patience:
+            else:
+                self.bad_epochs[h] += 1
+            if self._stops(h, score, improved):
                 self.stopped[h] = True
                 lrs[h] = 0.0
-            elif self.lr_decay_patience and self.bad_epochs[h] % self.lr_decay_patience == 0:
-                lrs[h] *= self.lr_decay_factor
-        self._write_optimizer_head_lrs(lrs)
+            else:
+                lrs[h] = self._next_lr(h, score, improved, lrs[h])
+
+    def _stops(self, h: int, score: float, improved: bool) -> bool:
+        """Lightning's EarlyStopping (min_delta 0): ``patience`` epochs in a row without a strictly better score,
+        or, with ``stop_on_non_finite``, a NaN or infinite score (checked first, as ``check_finite`` is)."""
+        if self.rule.stop_on_non_finite and not np.isfinite(score):
+            return True
+        return not improved and self.bad_epochs[h] >= self.rule.patience
+
+    def _next_lr(self, h: int, score: float, improved: bool, lr: float) -> float:
+        """Head ``h``'s rate after this epoch under the schedule rule (see :class:`ScheduleRule`)."""
+        rule = self.rule
+        if rule.lr_decay_rule == "suite":
+            if not improved and rule.lr_decay_patience and self.bad_epochs[h] % rule.lr_decay_patience == 0:
+                return lr * rule.lr_decay_factor
+            return lr
+        # reduce_on_plateau: torch's own best and count, reset after each reduction
+        if rule.plateau_better(self.selection, score, self.plateau_best[h]):
+            self.plateau_best[h], self.plateau_bad[h] = score, 0
+        else:
+            self.plateau_bad[h] += 1
+        if rule.lr_decay_patience and self.plateau_bad[h] > rule.lr_decay_patience:
+            self.plateau_bad[h] = 0
+            if lr - lr * rule.lr_decay_factor > PLATEAU_EPS:
+                return lr * rule.lr_decay_factor
+        return lr
 
     def _head_slot(self, h: int, p: torch.Tensor) -> int | None:
         """Index of head ``h`` along the leading axis of ``p`` (``None`` if ``p`` does not hold that head)."""

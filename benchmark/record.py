@@ -61,15 +61,38 @@ PROTOCOL_VERSION = 1
 # Top-level config entries that define what a run measures. Every key inside the task, model, probe and trainer
 # groups counts (less the execution keys above); the other top-level keys (LOCATION_KEYS, and any added later,
 # such as a logger) do not. Version 1 reproduces the checksums of every record written before the list existed.
-PROTOCOL_SECTIONS = ("task", "model", "probe", "trainer", "layers", "seed")
+PROTOCOL_SECTIONS = ("task", "model", "probe", "trainer", "layers", "seed", "protocol")
+# The protocol section as a record keeps it: its name and reference, where this model x task's values come from,
+# and the preset (every value the protocol sets). The rest of configs/protocol/<name>.yaml is lookup tables.
+PROTOCOL_RECORD_KEYS = ("name", "reference", "source", "preset")
+DEFAULT_PROTOCOL = "sweep"  # a run of the default protocol has no protocol section, as records made before it
 # Keys added to a group after records existed, with the value that behaves as the suite did before the key
 # existed: at that value the key is left out of the checksum (so old and new records agree), any other value
 # counts. ``"probe.some_key": value``; add a key here in the change that introduces it.
-NEUTRAL_DEFAULTS: dict[str, Any] = {"task.ensemble": "mean_probabilities"}
+NEUTRAL_DEFAULTS: dict[str, Any] = {"task.ensemble": "mean_probabilities",
+                                     "task.crop_seconds": None, "model.normalize": None,
+                                     "probe.weighted_sum_layers": "all", "probe.weighted_sum_init": "uniform",
+                                     "trainer.batch_unit": "rows", "trainer.lr_decay_rule": "suite",
+                                     "trainer.lr_decay_threshold": 0.0, "trainer.stop_on_non_finite": False,
+                                     "task.f_aggregation": "mean"}
 # The top-level config key that holds the content fingerprint of a dataset the user defines (a custom task's
 # manifest: its sha256), set by :func:`with_dataset_fingerprint`. Absent for built-in tasks, whose splits are the
 # manifests committed with the suite: their checksums (and record names) are those of records written before it.
 FINGERPRINT_KEY = "dataset_fingerprint"
+
+
+def recorded_protocol(section: Any) -> dict[str, Any] | None:
+    """The part of a config's protocol section that defines the run (None for the default protocol, whose runs
+    keep the checksums and file names of runs made before protocols existed)."""
+    if not isinstance(section, dict) or section.get("name", DEFAULT_PROTOCOL) == DEFAULT_PROTOCOL:
+        return None
+    return {k: section[k] for k in PROTOCOL_RECORD_KEYS if k in section}
+
+
+def protocol_name(config: dict[str, Any] | None) -> str:
+    """Which protocol a run config (or a record's config) followed: ``sweep`` when it names none."""
+    section = (config or {}).get("protocol")
+    return str(section.get("name", DEFAULT_PROTOCOL)) if isinstance(section, dict) else DEFAULT_PROTOCOL
 
 
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +100,9 @@ def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
     of configs written before it existed and neutral-default keys dropped, so records from before and after
     those keys group together."""
     fields = {k: config[k] for k in PROTOCOL_SECTIONS if k in config}
+    protocol = recorded_protocol(fields.pop("protocol", None))
+    if protocol is not None:
+        fields["protocol"] = protocol
     if isinstance(fields.get("trainer"), dict):
         trainer = dict(fields["trainer"])
         for key, value in EXECUTION_TRAINER_DEFAULTS.items():

@@ -27,12 +27,18 @@ def compute_device(name: str) -> torch.device:
 
 
 def window_spec(task_cfg: dict[str, Any], encoder: Encoder) -> WindowSpec:
-    """The task's window/hop, defaulting to the encoder's pretraining context and non-overlapping windows."""
+    """The task's window/hop, defaulting to the encoder's pretraining context and non-overlapping windows.
+
+    ``task.crop_seconds`` (windowed tasks; null = the whole clip) becomes ``WindowSpec.crop``, so the feature
+    cache, which is keyed by the spec, tells cropped features from whole-clip ones.
+    """
     window = task_cfg.get("window_seconds") or encoder.context_seconds
     hop = task_cfg.get("hop_seconds") or window
     min_fraction = task_cfg.get("window_min_fraction")
+    crop = task_cfg.get("crop_seconds")
     return WindowSpec(window=float(window), hop=float(hop),
-                      min_fraction=0.5 if min_fraction is None else float(min_fraction))
+                      min_fraction=0.5 if min_fraction is None else float(min_fraction),
+                      crop=None if crop is None else float(crop))
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -44,7 +50,7 @@ def check_config(config: dict[str, Any]) -> None:
     validate_run_config(config)  # types and ranges of every key the schemas know (benchmark/schema.py)
     check_sweep_config(config["probe"], config["trainer"])
     distributed_settings(config["trainer"])
-    parse_layers(config.get("layers", "all"))
+    parse_layers(config.get("layers", "all"), config["probe"])
     data_root = Path(config["data_root"])
     if data_root.exists() and not data_root.is_dir():
         raise ConfigError(f"data_root={data_root} is a file, not a folder: datasets live in <data_root>/<task "
@@ -98,6 +104,11 @@ def check_compatible(task: Task, encoder: Encoder, spec: WindowSpec) -> None:
             f"returns no frame for such a window. Set task.window_seconds to at least "
             f"{encoder.min_samples / encoder.sample_rate:.3f}, or null for its context "
             f"({encoder.context_seconds:g} s).")
+    if spec.crop is not None and int(round(spec.crop * encoder.sample_rate)) < encoder.min_samples:
+        raise ConfigError(
+            f"task.crop_seconds={spec.crop:g} keeps less than the receptive field of {encoder.name} "
+            f"({receptive_ms:.1f} ms): the encoder returns no frame for such a clip. Set task.crop_seconds to at "
+            f"least {encoder.min_samples / encoder.sample_rate:.3f}, or null for the whole clip.")
     if task.level != "frame" and spec.min_fraction * window < encoder.min_samples:
         raise ConfigError(
             f"task.window_min_fraction={spec.min_fraction:g} keeps trailing windows down to "

@@ -26,7 +26,6 @@ from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
 from benchmark.interrupt import reported_interrupts
-from benchmark.probe import make_heads
 from benchmark.probe_data import ProbeData
 from benchmark.record import (package_versions, record_path, run_checksum, suite_revision, sweep_checkpoint_path,
                               with_dataset_fingerprint, write_record)
@@ -36,7 +35,7 @@ from benchmark.run_record import LayerScores, RunRecord, config_file_defaults
 from benchmark.run_tracks import check_decoded, checked_tracks
 from benchmark.settings import ProbeSettings
 from benchmark.storage import remove_dead_temporaries
-from benchmark.sweep import LayerRow, resolve_layers, summarise, train_sweep
+from benchmark.sweep import LayerRow, resolve_layers, summarise, sweep_heads, train_sweep
 from benchmark.tasks.base import SPLITS, Task, Track
 from benchmark.tasks.registry import build_task
 
@@ -161,9 +160,10 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
     probe_cfg, trainer_cfg = config["probe"], config["trainer"]
     probe = ProbeSettings.from_config(probe_cfg)
     lrs = probe.learning_rates
-    heads = make_heads(layers, with_sum and bool(probe.weighted_sum), lrs)
-    console.print(f"training {len(heads)} probe heads together ({len(layers)} layers"
-                  f"{' + weighted sum' if with_sum else ''} x {len(lrs)} learning rate(s))")
+    heads = sweep_heads(config.get("layers", "all"), layers, with_sum, probe_cfg)
+    probed = len({h.layer for h in heads if h.layer is not None})
+    console.print(f"training {len(heads)} probe heads together ({probed} layers"
+                  f"{' + weighted sum' if any(h.layer is None for h in heads) else ''} x {len(lrs)} learning rate(s))")
     # Saved after every epoch next to the record and keyed by it (and by the features), so an interrupted sweep
     # resumes where it stopped; deleted once the record is written.
     checkpoint = sweep_checkpoint_path(out_path)

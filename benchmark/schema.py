@@ -53,6 +53,7 @@ class RunSpec:
     model: Any = MISSING
     probe: Any = MISSING
     trainer: Any = MISSING
+    protocol: Any = None  # configs/protocol/<name>.yaml: which recipe the run follows (sweep | marble)
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", self.seed, "must be a whole number >= 0 (it seeds the probe heads' "
@@ -85,15 +86,39 @@ class TaskSpec:
 
 @dataclass
 class WindowedTaskSpec(TaskSpec):
-    """A task on recordings longer than a window: a trailing part shorter than this fraction of one is dropped."""
+    """A task on recordings longer than a window: a trailing part shorter than this fraction of one is dropped;
+    ``crop_seconds`` windows only the first seconds of each clip (MARBLE v1's EMO: 30 of 45 s)."""
 
     window_min_fraction: Optional[float] = None  # None = 0.5
+    crop_seconds: Optional[float] = None  # None = the whole clip (record.NEUTRAL_DEFAULTS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         value = self.window_min_fraction
         require(value is None or 0.0 <= value <= 1.0, "task.window_min_fraction", value,
                 "must be in [0, 1] (default 0.5)")
+        require(self.crop_seconds is None or self.crop_seconds > 0, "task.crop_seconds", self.crop_seconds,
+                "must be a positive number of seconds (only the clip's first seconds are windowed), or null "
+                "for the whole clip")
+
+
+BEAT_F_AGGREGATIONS: dict[str, str] = {
+    "mean": "the mean over tracks of each track's F-measure (f_measure; the suite's metric and the default)",
+    "pooled": "matches, estimates and references summed over the split's tracks, then one F (f_measure_pooled; "
+              "MARBLE v1's GTZAN beat metric)",
+}
+"""``task.f_aggregation`` of a beat task: how per-track beat matches become the split's primary F-measure."""
+
+
+def check_f_aggregation(value: Any) -> str:
+    """``value`` if it is a known ``task.f_aggregation``; else the ConfigError naming the key and every value.
+
+    Checked by the schema while the config is validated (before any data is read) and again where the evaluator
+    is built, for configs that were never validated (a record's, a test's dict)."""
+    if value not in BEAT_F_AGGREGATIONS:
+        known = "; ".join(f"{name} = {about}" for name, about in BEAT_F_AGGREGATIONS.items())
+        raise ConfigError(f"task.f_aggregation={value!r}: must be one of {', '.join(BEAT_F_AGGREGATIONS)} ({known})")
+    return value
 
 
 @dataclass
@@ -107,8 +132,13 @@ class BeatDecoderSpec(TaskSpec):
     peak_threshold: float = 0.3
     meters: List[int] = field(default_factory=lambda: [2, 3, 4])
     eval_skip_seconds: float = 0.0
+    f_aggregation: str = "mean"  # one of BEAT_F_AGGREGATIONS: which beat F-measure is the primary metric
     # decoder and tempo range are checked with their fix when the evaluator is built, before any data is read
     # (benchmark.frame_level.DecoderConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_f_aggregation(self.f_aggregation)
 
 
 @dataclass
@@ -145,6 +175,10 @@ class ModelSpec:
     batch_size: int = MISSING
     dtype: str = "fp32"
     context_seconds: Optional[float] = None
+    # Waveform z-normalisation: null = the model's own setting (a MERT snapshot's preprocessor_config.json);
+    # true/false override it (protocol=marble sets MARBLE's per-model flag). Encoders without such a step refuse a
+    # value other than null.
+    normalize: Optional[bool] = None
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "model.batch_size", self.batch_size,

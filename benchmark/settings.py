@@ -34,7 +34,12 @@ class TrainerSettings(_Settings):
     patience: int = 10
     lr_decay_patience: int = 5
     lr_decay_factor: float = 0.5
+    # how the two counters above count (see benchmark.probe.ScheduleRule): suite | reduce_on_plateau
+    lr_decay_rule: str = "suite"
+    lr_decay_threshold: float = 0.0  # relative improvement the reduce_on_plateau rule needs (torch's threshold)
+    stop_on_non_finite: bool = False  # a non-finite validation score stops a head (Lightning's check_finite)
     batch_size: int = 64
+    batch_unit: str = "rows"  # rows | tracks: what trainer.batch_size counts
     accelerator: str = "auto"
     devices: int = 1
     precision: Any = "32-true"
@@ -54,6 +59,8 @@ class ProbeSettings(_Settings):
     lr: Any = field(default_factory=lambda: [1.0e-3])
     weight_decay: float = 0.0
     weighted_sum: bool = True
+    weighted_sum_layers: str = "all"  # all | transformer (hidden states 1..L, without the embedding output 0)
+    weighted_sum_init: str = "uniform"  # uniform (zero logits) | randn (standard normal logits, seeded per head)
     standardize: bool = True
 
     @property

@@ -27,7 +27,8 @@ from benchmark.evaluation import Evaluator
 from benchmark.interrupt import lightning_interrupts
 from benchmark.kinds.base import Metric, metric
 from benchmark.kinds.losses import Loss, get_loss
-from benchmark.probe import HeadSpec, LayerSweepProbe
+from benchmark.probe import (LR_DECAY_RULES, WEIGHTED_SUM_INITS, WEIGHTED_SUM_LAYERS, HeadSpec, LayerSweepProbe,
+                             make_heads)
 from benchmark.settings import ProbeSettings, TrainerSettings
 from benchmark.storage import committing, remove_dead_temporaries, temporary_name
 
@@ -100,25 +101,43 @@ class EpochShuffledBatches(Sampler[BatchPart]):
     other batches (of other sizes) than one process. Here every rank draws the same global batch, sorts it, and
     keeps its contiguous part (:func:`~benchmark.distributed.chunk_bounds`); the ranks' gradients, summed by DDP,
     are those of the whole batch, whatever the number of processes.
+
+    With ``groups`` (``trainer.batch_unit=tracks``: the rows of each track, see :func:`track_rows`) the permutation
+    and the batches are of groups, and a batch holds every row of its ``batch_size`` groups, as MARBLE v1's
+    collate stacks every window of each file. Without, each row is its own group.
     """
 
-    def __init__(self, num_rows: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, num_rows: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 groups: list[np.ndarray] | None = None) -> None:
         self.num_rows, self.batch_size, self.seed, self.epoch = num_rows, batch_size, seed, 0
         self.rank, self.world_size = rank, world_size
+        self.groups = groups
+        self.num_units = num_rows if groups is None else len(groups)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return (self.num_rows + self.batch_size - 1) // self.batch_size
+        return (self.num_units + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[BatchPart]:
         g = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}:epoch{self.epoch}".encode()))
-        order = torch.randperm(self.num_rows, generator=g).tolist()
-        for start in range(0, self.num_rows, self.batch_size):
-            batch = sorted(order[start:start + self.batch_size])
+        order = torch.randperm(self.num_units, generator=g).tolist()
+        for start in range(0, self.num_units, self.batch_size):
+            units = order[start:start + self.batch_size]
+            batch = sorted(units) if self.groups is None else \
+                np.sort(np.concatenate([self.groups[u] for u in units])).tolist()
             lo, hi = chunk_bounds(len(batch), self.world_size)[self.rank]
             yield BatchPart(batch[lo:hi], lo, len(batch))
+
+
+def track_rows(row_track: np.ndarray) -> list[np.ndarray]:
+    """The row indices of each track (``row_track[i]``: the track of row ``i``), for the tracks that have rows, in
+    track order: the groups of a ``batch_unit=tracks`` batch. Rows of a track need not be contiguous."""
+    row_track = np.asarray(row_track, dtype=np.int64)
+    order = np.argsort(row_track, kind="stable")
+    tracks, starts = np.unique(row_track[order], return_index=True)
+    return [order[a:b] for a, b in zip(starts, [*starts[1:], len(order)])] if len(tracks) else []
 
 
 class SweepCheckpoint(L.Callback):
@@ -247,20 +266,30 @@ class HeadResult:
     test: dict[str, float]
 
 
-def parse_layers(layers: Any) -> list[int] | None:
-    """``layers=`` as given: ``None`` for ``all``, else the non-empty list of distinct indices it names.
+WEIGHTED_SUM_ONLY = "weighted_sum"  # layers=weighted_sum: train the weighted-sum heads alone
+
+
+def parse_layers(layers: Any, probe_cfg: dict[str, Any] | None = None) -> list[int] | str | None:
+    """``layers=`` as given: ``None`` for ``all``, ``"weighted_sum"`` for the weighted sum alone, else the non-empty
+    list of distinct indices it names.
 
     Checked before the encoder exists, so ``layers=[]`` or ``layers=abc`` fails in a second, not after the data
-    check; the range is checked by :func:`resolve_layers` once the encoder's depth is known.
+    check; the range is checked by :func:`resolve_layers` once the encoder's depth is known. With ``probe_cfg``,
+    ``layers=weighted_sum`` with ``probe.weighted_sum=false`` (no head at all) is refused too.
     """
     if layers is None or layers == "all":
         return None
+    if layers == WEIGHTED_SUM_ONLY:
+        if probe_cfg is not None and not ProbeSettings.from_config(probe_cfg).weighted_sum:
+            raise ConfigError("layers=weighted_sum trains only the weighted-sum heads, but probe.weighted_sum=false "
+                              "turns them off; set probe.weighted_sum=true, or layers=all / an index")
+        return WEIGHTED_SUM_ONLY
     items = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     chosen = []
     for x in items:
         if isinstance(x, bool) or not isinstance(x, (int, str)) or not str(x).lstrip("-").isdigit():
-            raise ConfigError(f"layers={layers!r}: expected all, a hidden-state index or a list of indices "
-                              "(e.g. layers=all, layers=6, layers=[3,7])")
+            raise ConfigError(f"layers={layers!r}: expected all, weighted_sum, a hidden-state index or a list of "
+                              "indices (e.g. layers=all, layers=weighted_sum, layers=6, layers=[3,7])")
         chosen.append(int(x))
     if not chosen:
         raise ConfigError("layers=[] selects no hidden state; use layers=all or list at least one index")
@@ -270,10 +299,20 @@ def parse_layers(layers: Any) -> list[int] | None:
 
 
 def resolve_layers(layers: Any, num_states: int) -> tuple[list[int], bool]:
-    """``layers=all`` -> every hidden state plus the weighted sum; an int or list restricts the sweep."""
+    """The hidden states the features must hold, and whether the weighted sum is trained.
+
+    ``layers=all`` -> every hidden state plus the weighted sum; ``weighted_sum`` -> every hidden state (the sum
+    mixes them; the same features as ``all``) and the sum; an int or list restricts the sweep to those states.
+    Which heads are trained on them is :func:`sweep_heads`.
+    """
     chosen = parse_layers(layers)
     if chosen is None:
         return list(range(num_states)), num_states > 1  # a weighted sum of one state is that state
+    if chosen == WEIGHTED_SUM_ONLY:
+        if num_states < 2:
+            raise ConfigError("layers=weighted_sum: this encoder has a single hidden state, nothing to weigh; use "
+                              "layers=all or layers=0")
+        return list(range(num_states)), True
     bad = [x for x in chosen if not 0 <= x < num_states]
     if bad:
         raise ConfigError(f"layers={bad} out of range: this encoder has hidden states 0..{num_states - 1} "
@@ -281,11 +320,71 @@ def resolve_layers(layers: Any, num_states: int) -> tuple[list[int], bool]:
     return chosen, False
 
 
+def sweep_heads(layers: Any, states: list[int], with_sum: bool, probe_cfg: dict[str, Any]) -> list[HeadSpec]:
+    """The heads a run trains on the hidden states ``states`` (from :func:`resolve_layers`): one per state and
+    learning rate, plus the weighted sum when it is trained, or (``layers=weighted_sum``, MARBLE's ``layer: all``)
+    the weighted-sum heads alone, so the record and the selection hold the weighted sum only."""
+    probe = ProbeSettings.from_config(probe_cfg)
+    only_sum = parse_layers(layers, probe_cfg) == WEIGHTED_SUM_ONLY
+    return make_heads([] if only_sum else states, with_sum and bool(probe.weighted_sum), probe.learning_rates)
+
+
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or None when it is not one (bools and strings are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
         return None
     return float(value)
+
+
+# trainer.batch_unit: what trainer.batch_size counts.
+BATCH_UNITS = {
+    "rows": "windows (frame-level tasks: frames), the suite's default",
+    "tracks": "tracks, each with all its windows (frames): MARBLE v1's batches of files",
+}
+FP16_PRECISIONS = ("16-mixed", "16")  # Lightning's names of fp16 automatic mixed precision ("16" is the old one)
+
+
+def _check_choice(key: str, value: Any, choices: dict[str, str]) -> None:
+    """Refuse a value outside ``choices`` (None = the key is not set: its default), naming each allowed value."""
+    if value is not None and value not in choices:
+        allowed = "; ".join(f"{name} = {about}" for name, about in choices.items())
+        raise ConfigError(f"{key}={value!r}: must be one of {', '.join(choices)} ({allowed})")
+
+
+def _check_schedule(trainer_cfg: dict[str, Any]) -> None:
+    """The schedule rule's keys: a known rule, a threshold >= 0 that only reduce_on_plateau reads, a boolean."""
+    rule = trainer_cfg.get("lr_decay_rule")
+    _check_choice("trainer.lr_decay_rule", rule, LR_DECAY_RULES)
+    threshold = trainer_cfg.get("lr_decay_threshold")
+    if threshold is not None and (_number(threshold) is None or threshold < 0):
+        raise ConfigError(f"trainer.lr_decay_threshold={threshold!r}: must be a number >= 0 (torch's default: 1e-4)")
+    if threshold and rule in (None, "suite"):
+        raise ConfigError(f"trainer.lr_decay_threshold={threshold!r} is read only by "
+                          "trainer.lr_decay_rule=reduce_on_plateau (the suite rule counts strictly better scores); "
+                          "set both, or lr_decay_threshold=0")
+    finite = trainer_cfg.get("stop_on_non_finite")
+    if finite is not None and not isinstance(finite, bool):
+        raise ConfigError(f"trainer.stop_on_non_finite={finite!r}: must be true or false")
+
+
+def _probes_on_cpu(trainer_cfg: dict[str, Any]) -> bool:
+    """Whether the probes would train on a CPU: ``trainer.accelerator=cpu``, or no CUDA device torch can use."""
+    return str(trainer_cfg.get("accelerator", "auto")) == "cpu" or not torch.cuda.is_available()
+
+
+def check_precision(trainer_cfg: dict[str, Any]) -> None:
+    """Refuse fp16 mixed precision where the probes would run on a CPU, before any data is read.
+
+    Why: Lightning refuses it only once the trainer is built, after the features were extracted; and the user
+    who sets it is reproducing MARBLE, so the message says what MARBLE did and the CPU choices.
+    """
+    precision = trainer_cfg.get("precision")
+    if str(precision) in FP16_PRECISIONS and _probes_on_cpu(trainer_cfg):
+        raise ConfigError(
+            f"trainer.precision={precision}: fp16 automatic mixed precision needs a CUDA GPU, and the probes would "
+            "run on the CPU here (no CUDA device, or trainer.accelerator=cpu). MARBLE v1 trained in fp16 AMP on "
+            "GPU; on a CPU use trainer.precision=bf16-mixed (bfloat16 autocast, the closest) or "
+            "trainer.precision=32-true.")
 
 
 def check_sweep_config(probe_cfg: dict[str, Any], trainer_cfg: dict[str, Any], require_lr: bool = True) -> None:
@@ -319,12 +418,29 @@ def check_sweep_config(probe_cfg: dict[str, Any], trainer_cfg: dict[str, Any], r
     factor = trainer_cfg.get("lr_decay_factor")
     if factor is not None and (_number(factor) is None or not 0 < factor < 1):
         raise ConfigError(f"trainer.lr_decay_factor={factor!r}: must be between 0 and 1 (e.g. 0.5)")
+    _check_choice("probe.weighted_sum_layers", probe_cfg.get("weighted_sum_layers"), WEIGHTED_SUM_LAYERS)
+    _check_choice("probe.weighted_sum_init", probe_cfg.get("weighted_sum_init"), WEIGHTED_SUM_INITS)
+    _check_choice("trainer.batch_unit", trainer_cfg.get("batch_unit"), BATCH_UNITS)
+    _check_schedule(trainer_cfg)
+    check_precision(trainer_cfg)
     dropout = probe_cfg.get("dropout")
     if dropout is not None and (_number(dropout) is None or not 0 <= dropout < 1):
         raise ConfigError(f"probe.dropout={dropout!r}: must be in [0, 1)")
     hidden = probe_cfg.get("hidden")
     if hidden is not None and (_number(hidden) is None or hidden != int(hidden) or hidden < 0):
         raise ConfigError(f"probe.hidden={hidden!r}: must be a whole number >= 0 (0 = linear, e.g. probe.hidden=512)")
+
+
+def _train_sampler(train: SplitFeatures, num_rows: int, settings: TrainerSettings, seed: int,
+                   ranks: Ranks) -> EpochShuffledBatches:
+    """The training batches: ``batch_size`` rows, or ``batch_size`` tracks with all their rows (``batch_unit``)."""
+    groups = None
+    if settings.batch_unit == "tracks":
+        if len(train.window_track) != num_rows:
+            raise ValueError(f"{num_rows} training targets for {len(train.window_track)} training rows: "
+                             "batch_unit=tracks needs the track of every row")
+        groups = track_rows(train.window_track)
+    return EpochShuffledBatches(num_rows, int(settings.batch_size), seed, ranks.rank, ranks.world_size, groups)
 
 
 def train_sweep(
@@ -375,12 +491,13 @@ def train_sweep(
         hidden=int(probe.hidden), dropout=float(probe.dropout), patience=int(settings.patience),
         lr_decay_patience=int(settings.lr_decay_patience), lr_decay_factor=float(settings.lr_decay_factor),
         weight_decay=float(probe.weight_decay), seed=seed, state_ids=state_ids,
+        lr_decay_rule=str(settings.lr_decay_rule), lr_decay_threshold=float(settings.lr_decay_threshold),
+        stop_on_non_finite=bool(settings.stop_on_non_finite),
+        weighted_sum_layers=str(probe.weighted_sum_layers), weighted_sum_init=str(probe.weighted_sum_init),
     )
-    batch_size = int(settings.batch_size)
     train_loader = DataLoader(
         _WindowBatches(train.features, row_targets),
-        sampler=EpochShuffledBatches(len(row_targets), batch_size, seed, ranks.rank, ranks.world_size),
-        batch_size=None,
+        sampler=_train_sampler(train, len(row_targets), settings, seed, ranks), batch_size=None,
     )
     if len(valid.window_track) < ranks.world_size:
         raise ConfigError(f"{len(valid.window_track)} validation rows for {ranks.world_size} processes: every "

@@ -26,6 +26,7 @@ A track is a clip (about 29.1 s of 16 kHz mono mp3); its id is the ``clip_id``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -87,8 +88,8 @@ _LAYOUT = """\
     f/american_bach_soloists-j_s__bach_solo_cantatas-01-bwv54__i_aria-30-59.mp3
 (the 16 folders are what mp3.zip.001 + .002 + .003, concatenated into one zip, unpack to)"""
 
-# Task config keys that are about windowing and registration; anything else is a typo.
-_CONFIG_KEYS = frozenset({"name", "kind", "window_seconds", "hop_seconds", "window_min_fraction"})
+# Task config keys: the schema's (windowing and registration); anything else (added with +task.key=) is a typo.
+_CONFIG_KEYS = frozenset(f.name for f in dataclasses.fields(WindowedTaskSpec))
 
 
 def task_folder(data_root: Path | str) -> Path:

@@ -22,7 +22,7 @@ import pytest
 from rich.console import Console
 
 from benchmark.leaderboard import (
-    Column, build_leaderboard, cell_text, load_records, render_csv, render_latex, render_markdown,
+    Column, build_leaderboard, cell_text, load_records, notes, render_csv, render_latex, render_markdown,
 )
 from tests.conftest import REPO_ROOT
 
@@ -159,13 +159,24 @@ def test_runs_with_another_task_setting_get_their_own_row(results, tmp_path):
     assert TAGS_AUC in p1["mfcc"].cells and TAGS_AUC not in windowed.cells
 
 
+def as_marble_run(record: dict, **deviations) -> dict:
+    """A record as ``protocol=marble`` writes it: the protocol section with its preset (here the record's own
+    layers, so it followed the preset), then ``deviations`` applied to the run's config (top-level keys)."""
+    record = json.loads(json.dumps(record))
+    config = record["config"]
+    config["protocol"] = {"name": "marble", "reference": "a43992899/MARBLE-Benchmark@d9300e3",
+                          "source": "committed config", "preset": {"layers": config.get("layers", "all")}}
+    config.update(deviations)
+    return record
+
+
 def test_published_rows_and_delta_on_a_matching_model_and_task(results, tmp_path):
     shutil.copytree(results, tmp_path / "results")
     for path in sorted((results / "runs" / "synth_chords" / "mert-v1-95m").glob("*.json")):
         record = json.loads(path.read_text())  # a real MERT-v1-95M record, relabelled as a GTZAN run
         record["task"] = "gtzan"
         (tmp_path / "results" / "crafted").mkdir(exist_ok=True)
-        (tmp_path / "results" / "crafted" / path.name).write_text(json.dumps(record))
+        (tmp_path / "results" / "crafted" / path.name).write_text(json.dumps(as_marble_run(record)))
     board = build_leaderboard(load_records(tmp_path / "results"), published="marble")
     gtzan = Column("gtzan", "accuracy")
     assert gtzan in board.columns and board.delta_columns == [gtzan]
@@ -185,6 +196,30 @@ def test_published_rows_and_delta_on_a_matching_model_and_task(results, tmp_path
     pub = next(r for r in parsed if r["model"] == "MusiCNN")
     assert pub["source"] == "MARBLE (published)" and float(pub["gtzan/accuracy"]) == pytest.approx(73.5)
     assert (REPO_ROOT / "results" / "reference" / "README.md").read_text().count("MARBLE") >= 1
+
+
+def test_no_published_delta_for_another_protocol_or_a_changed_setting(results, tmp_path):
+    """A delta claims "same recipe": the default protocol and a marble run with an overridden setting get none,
+    and the legend says why."""
+    for kind in ("default", "deviating"):
+        folder = tmp_path / kind
+        shutil.copytree(results, folder)
+        for path in sorted((results / "runs" / "synth_chords" / "mert-v1-95m").glob("*.json")):
+            record = {**json.loads(path.read_text()), "task": "gtzan"}
+            if kind == "deviating":
+                record = as_marble_run(record)
+                record["config"]["layers"] = [3]  # overridden on the command line: no longer the preset's
+            (folder / "crafted").mkdir(exist_ok=True)
+            (folder / "crafted" / path.name).write_text(json.dumps(record))
+        board = build_leaderboard(load_records(folder), published="marble")
+        gtzan = Column("gtzan", "accuracy")
+        (ours,) = [r for r in _row(board, "mert-v1-95m") if gtzan in r.cells]
+        assert not ours.deltas and board.delta_columns == []
+        legend = "\n".join(notes(board))
+        if kind == "default":
+            assert "No Δ for P1: protocol sweep, not marble" in legend
+        else:
+            assert "protocol=marble with settings changed from it: layers=[3]" in legend
 
 
 def _latex_rows(tex: str) -> list[str]:

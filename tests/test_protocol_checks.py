@@ -316,3 +316,17 @@ def test_the_synthetic_tasks_pass_every_check(tmp_path, kind, sizes):
 def test_the_committed_config_and_schema_agree_on_the_override(compose_config):
     assert compose_config("model=mfcc")["allow_duplicate_audio"] is False
     assert compose_config("model=mfcc", "allow_duplicate_audio=true")["allow_duplicate_audio"] is True
+
+
+def test_the_check_command_runs_the_protocol_checks(tmp_path, capsys):
+    """``python -m benchmark check`` answers "would a run start?": the dataset is complete, but the same file is in
+    train and test, so it says so and exits 1 (and says OK once the manifest is fixed)."""
+    from benchmark.cli import main
+
+    clean = write_collection(tmp_path / "c", "multiclass")
+    assert main(["check", "task=custom", f"task.manifest={clean}"]) == 0
+    assert "protocol: OK" in capsys.readouterr().out
+    manifest = _append(clean, "./audio/000.wav,test,low")
+    assert main(["check", "task=custom", f"task.manifest={manifest}"]) == 1
+    err = capsys.readouterr().err
+    assert "protocol: " in err and "the same audio is in more than one split" in err

@@ -214,6 +214,43 @@ def test_targets_are_zscored_with_development_statistics(emo_root):
     assert task.labels == ["arousal", "valence"] and task.task_type == "regression"
 
 
+def test_probe_scale_r2_is_the_r2_on_the_published_targets(emo_root):
+    """The tracks carry the published (development-z-scored) targets; the regression kind z-scores them again with
+    train statistics for the probe. The R2 reported on the probe's scale must be the R2 of the same predictions
+    mapped back to the published targets, and the two scales must be as close as the task's docstring says."""
+    import torch
+    from sklearn.metrics import r2_score
+
+    from benchmark.evaluation import ClipEvaluator
+
+    task = EmoMusic()
+    tracks = task.tracks(emo_root)
+    published = {s: task.target_array([t for t in tracks if t.split == s]) for s in ("train", "valid", "test")}
+    probe = task.kind.probe_targets(published)  # what clip_level_data trains and scores on
+    mean, std = published["train"].mean(axis=0), published["train"].std(axis=0)
+    np.testing.assert_allclose(mean, [0.0120, 0.0179], atol=1e-4)  # arousal, valence
+    np.testing.assert_allclose(std, [1.0047, 1.0059], atol=1e-4)
+    np.testing.assert_allclose(probe["test"], (published["test"] - mean) / std, rtol=1e-5, atol=1e-6)
+
+    # six window predictions per test song on the probe's scale, shrunk towards 0 and noisy
+    rng = np.random.default_rng(0)
+    n = len(probe["test"])
+    window_track = np.repeat(np.arange(n), 6)
+    rows = (0.6 * probe["test"][window_track] + rng.normal(0.0, 0.8, (len(window_track), 2))).astype(np.float32)
+    reported = ClipEvaluator(task.kind, task.labels, window_track, probe["test"])(torch.from_numpy(rows)[None])[0]
+
+    back = rows.astype(np.float64) * std + mean  # the same predictions on the published scale
+    per_song = np.stack([back[window_track == i].mean(axis=0) for i in range(n)])
+    on_published = r2_score(published["test"], per_song, multioutput="raw_values")
+    assert reported["r2_arousal"] == pytest.approx(on_published[0], abs=1e-5)
+    assert reported["r2_valence"] == pytest.approx(on_published[1], abs=1e-5)
+    assert reported["r2"] == pytest.approx(on_published.mean(), abs=1e-5)
+    assert 0.3 < reported["r2"] < 0.95  # a real score, not a degenerate 0 or 1
+    # scored against the published targets WITHOUT mapping the predictions back, R2 would differ
+    unmapped = np.stack([rows[window_track == i].mean(axis=0) for i in range(n)])
+    assert abs(r2_score(published["test"], unmapped) - reported["r2"]) > 1e-3
+
+
 # ------------------------------------------------------------------------------------------- end to end
 def test_end_to_end_with_the_tiny_mert(emo_root, compose_config, tmp_path):
     from benchmark.runner import run

@@ -248,6 +248,7 @@ class HandcraftedSpec(ModelSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_hop_ms(self.hop_ms)
+        no_normalize(self)
 
 
 @register_encoder("handcrafted", schema=HandcraftedSpec)
@@ -441,6 +442,13 @@ class CrepeSpec(ModelSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_hop_ms(self.hop_ms)
+        no_normalize(self)
+
+
+def no_normalize(spec: ModelSpec) -> None:
+    """Baselines have no waveform-normalisation step: only ``model.normalize=null`` is meaningful."""
+    require(spec.normalize is None, "model.normalize", spec.normalize,
+            f"model {spec.name} ({spec.kind}) has no waveform normalisation to switch; leave it null")
 
 
 def check_hop_ms(value: Any) -> None:

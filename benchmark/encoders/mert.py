@@ -317,13 +317,14 @@ class MertEncoder(Encoder):
         dtype: str,
         identity_base: dict[str, Any],
         weights_path: Path | None,
+        normalize: bool | None = None,
     ) -> None:
         super().__init__()
         self.name = name
         self.model = model
         cfg = model.config
         self.sample_rate = int(preprocessor["sampling_rate"])
-        self.do_normalize = bool(preprocessor.get("do_normalize", False))
+        self.do_normalize = input_normalization(preprocessor, normalize)
         self.num_layers = int(cfg.num_hidden_layers)
         self.dim = int(cfg.hidden_size)
         self.min_samples, self.hop = _receptive_field_and_hop(list(cfg.conv_kernel), list(cfg.conv_stride))
@@ -340,6 +341,10 @@ class MertEncoder(Encoder):
         Mirrors ``Wav2Vec2FeatureExtractor(do_normalize=True)`` with an attention mask: statistics of the valid
         part only, population variance, ``sqrt(var + 1e-7)``. Computed in float64 so the result does not depend
         on the batch's compute dtype.
+
+        Each item is one encoder window, so the statistics are per window. MARBLE v1 instead normalises each file's
+        whole (cropped) waveform once, before cutting it into windows: with several windows per file the two
+        differ by each window's own gain and offset (identical for a clip that is a single window).
         """
         x = waveforms.to(torch.float64)
         n = x.shape[-1]
@@ -413,7 +418,8 @@ class MertEncoder(Encoder):
         folder that is not such a folder), ``weights_file``, and the sha256 of config, preprocessor config and
         weights. The weight hash is taken when the model is built, from the file that was loaded, so it
         describes those bytes even if the file is replaced later. Random init: arch, seed, config hashes and
-        library versions. Always: ``name``, ``kind``, ``dtype``.
+        library versions. Always: ``name``, ``kind``, ``dtype``; ``normalize`` only when ``model.normalize`` is
+        set (true or false), so that features made without the override keep their cache key.
         """
         ident = dict(self._identity_base)
         ident["dtype"] = self.dtype_name
@@ -429,6 +435,29 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data
+
+
+def normalize_override(value: Any) -> bool | None:
+    """``model.normalize`` as None (use the preprocessor config) or a bool; anything else is a ConfigError.
+
+    Checked here too, not only by the schema: configs built in code (tests, a record's config) skip the schema,
+    and a string such as ``"false"`` would otherwise count as true.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"model.normalize={value!r}: must be true, false or null (null = the model's own "
+                      "preprocessor_config.json do_normalize)")
+
+
+def input_normalization(preprocessor: Mapping[str, Any], override: bool | None) -> bool:
+    """Whether waveforms are z-normalised before the model: ``override`` when set, else the preprocessor config.
+
+    Why an override: MARBLE v1 builds its feature extractor from its own per-model flag (processor_normalize) and
+    ignores the snapshot's preprocessor_config.json, so reproducing it needs the flag, not the file.
+    """
+    if override is not None:
+        return bool(override)
+    return bool(preprocessor.get("do_normalize", False))
 
 
 def _check_preprocessor(pre: Mapping[str, Any], raw: Mapping[str, Any], where: str) -> None:
@@ -474,6 +503,7 @@ class MertSpec(ModelSpec):
     random_init: bool = False
     arch: Optional[str] = None  # random init: an architecture under benchmark/encoders/arch/
     seed: int = 0  # random init's seed
+    # normalize (ModelSpec): None = the snapshot's (or arch's) preprocessor_config.json do_normalize
 
 
 @register_encoder("mert", schema=MertSpec)
@@ -482,9 +512,10 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
 
     Keys: ``name``, ``hub_id``, ``revision``, ``checkpoint`` (local folder, overrides the hub), ``cache_dir``
     (hub cache, optional), ``random_init`` + ``arch`` + ``seed`` (random-init control), ``dtype``
-    (fp32/bf16/fp16), ``context_seconds``.
+    (fp32/bf16/fp16), ``context_seconds``, ``normalize`` (null = the preprocessor config's ``do_normalize``).
     """
     name = str(model_cfg.get("name") or model_cfg.get("hub_id") or "mert")
+    normalize = normalize_override(model_cfg.get("normalize"))
     dtype_name = str(model_cfg.get("dtype") or "fp32")
     if dtype_name not in DTYPES:
         raise ConfigError(f"model.dtype={dtype_name!r}: choose one of {', '.join(DTYPES)}")
@@ -542,6 +573,10 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
         log.info("%s: weights %s (commit %s, sha256 %s)", name, snapshot.weights_path, snapshot.commit or "unknown",
                  weights_sha256)
 
+    if normalize is not None:
+        # Only when set: an encoder built without the key keeps the identity, and so the feature-cache key, that
+        # it had before the option existed.
+        identity["normalize"] = normalize
     model.to(DTYPES[dtype_name])
     if context_seconds is None:
         # The training context of the m-a-p models: 30 s crops for music2vec, 5 s for every MERT.
@@ -554,6 +589,7 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
         dtype=dtype_name,
         identity_base=identity,
         weights_path=weights_path,
+        normalize=normalize,
     )
     log.info(
         "built %s: %d layers x %d dims, %d Hz, %.1f frames/s, %s", name, encoder.num_layers, encoder.dim,

@@ -29,7 +29,8 @@ def build_leaderboard(records: Sequence[RunRecord | Mapping], tasks: Sequence[st
     task_order = list(tasks) if tasks else sorted({r.task for r in records})
     columns = table_columns(records, task_order)
     rows = aggregate_rows(grouped, columns, by_layer, scale, ddof)
-    board = Leaderboard(columns, task_order, rows, grouped.protocols, by_layer, percent, ddof, len(records))
+    board = Leaderboard(columns, task_order, rows, grouped.protocols, by_layer, percent, ddof, len(records),
+                        deviating_rows=grouped.deviating_rows)
     if published:
         add_published(board, published, reference_dir, tasks_given=bool(tasks))
     for row in board.rows:

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from benchmark.cache import config_checksum
 from benchmark.leaderboard.records import as_record
-from benchmark.record import protocol_fields
+from benchmark.record import DEFAULT_PROTOCOL, protocol_fields, protocol_name
 from benchmark.run_record import RunRecord
 
 # The settings a protocol is described by when it is the only one (with several, the differing ones are named).
@@ -33,9 +33,38 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {key: json.dumps(value) if isinstance(value, (list, tuple)) else value}
 
 
+def preset_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a named protocol (``protocol=marble``) sets, flattened (``{"probe.lr": ...}``); empty for the default.
+
+    The record keeps it (``config.protocol.preset``), so whether a run followed its protocol is read from the record
+    alone: the values it set per model and task (layer, learning rate, windows) do not split the protocol into
+    one group per model and task, and a value overridden on the command line shows as a deviation."""
+    section = (config or {}).get("protocol")
+    preset = section.get("preset") if isinstance(section, dict) else None
+    return flatten(preset) if isinstance(preset, dict) else {}
+
+
+def protocol_deviations(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The settings of a run that differ from what its protocol's preset says (empty when it followed it)."""
+    preset = preset_settings(config)
+    if not preset:
+        return {}
+    actual = flatten({k: v for k, v in (config or {}).items() if k != "protocol"})
+    return {k: actual.get(k, _ABSENT) for k, v in preset.items()
+            if json.dumps(actual.get(k, _ABSENT), default=str) != json.dumps(v, default=str)}
+
+
+def _followed_preset_keys(config: Mapping[str, Any] | None) -> set[str]:
+    """The flattened keys whose value is the protocol preset's own (they describe the protocol, not the run)."""
+    deviating = protocol_deviations(config)
+    return {k for k in preset_settings(config) if k not in deviating}
+
+
 def shared_settings(record: RunRecord | Mapping[str, Any]) -> dict[str, Any]:
     """The settings every task and model of one protocol share: the config minus task, model, seed, locations.
 
+    Under a named protocol the values its preset sets for this model and task are summarised by the protocol's
+    name and reference (and any setting that deviates from the preset stays, so it splits the group).
     Takes a record, or a mapping with the record's ``config`` (and ``protocol_checksum``) as in its JSON.
     """
     if isinstance(record, RunRecord):  # a record without a config has an empty one
@@ -44,7 +73,14 @@ def shared_settings(record: RunRecord | Mapping[str, Any]) -> dict[str, Any]:
         config, checksum = record.get("config"), record.get("protocol_checksum")
     if not isinstance(config, dict):
         return {"protocol_checksum": checksum}
-    return flatten({k: v for k, v in protocol_fields(config).items() if k not in ("task", "model", "seed")})
+    fields = protocol_fields(config)
+    protocol = fields.pop("protocol", None)
+    flat = flatten({k: v for k, v in fields.items() if k not in ("task", "model", "seed")})
+    if protocol:
+        followed = _followed_preset_keys(config)
+        flat = {k: v for k, v in flat.items() if k not in followed}
+        flat.update({f"protocol.{k}": protocol[k] for k in ("name", "reference") if k in protocol})
+    return flat
 
 
 @dataclass(frozen=True)
@@ -69,6 +105,11 @@ class Protocol:
     differing: dict[str, Any] = field(default_factory=dict)  # the settings where it differs from other groups
     records: int = 0
 
+    @property
+    def name(self) -> str:
+        """The named protocol its records followed (``sweep`` = this suite's own, the default)."""
+        return str(self.settings.get("protocol.name", DEFAULT_PROTOCOL))
+
     def describe(self) -> str:
         shown = self.differing or {k: self.settings[k] for k in SUMMARY_KEYS if k in self.settings}
         return ", ".join(f"{k}={show(v)}" for k, v in shown.items())
@@ -85,6 +126,8 @@ class Grouped:
     records: list[RunRecord]
     keys: list[RowKey]
     protocols: dict[str, Protocol]
+    # rows holding a run that deviates from its named protocol's preset -> the deviating settings
+    deviating_rows: dict[RowKey, dict[str, Any]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[tuple[RunRecord, RowKey]]:
         return iter(zip(self.records, self.keys))
@@ -100,8 +143,11 @@ def group_records(records: Sequence[RunRecord]) -> Grouped:
     """
     records = [as_record(r) for r in records]
     protocols, proto = _protocols(records)
-    flat_model = [flatten(r.config.get("model", {}), "model.") for r in records]
-    flat_task = [flatten(r.config.get("task", {}), "task.") for r in records]
+    followed = [_followed_preset_keys(r.config) for r in records]  # a protocol's own values make no variant
+    flat_model = [{k: v for k, v in flatten(r.config.get("model", {}), "model.").items() if k not in followed[i]}
+                  for i, r in enumerate(records)]
+    flat_task = [{k: v for k, v in flatten(r.config.get("task", {}), "task.").items() if k not in followed[i]}
+                 for i, r in enumerate(records)]
 
     by_model: dict[tuple[str, str], list[int]] = {}
     by_model_task: dict[tuple[str, str, str], list[int]] = {}
@@ -124,7 +170,11 @@ def group_records(records: Sequence[RunRecord]) -> Grouped:
         if len(cell_checksums[(key, r.task)]) > 1:
             extra = f"protocol {r.protocol_checksum[:8]}"
             keys[i] = RowKey(key.protocol, key.model, f"{key.variant}, {extra}" if key.variant else extra)
-    return Grouped(records, keys, protocols)
+    deviating: dict[RowKey, dict[str, Any]] = {}
+    for key, r in zip(keys, records):
+        if protocol_name(r.config) != DEFAULT_PROTOCOL and protocol_deviations(r.config):
+            deviating.setdefault(key, {}).update(protocol_deviations(r.config))
+    return Grouped(records, keys, protocols, deviating)
 
 
 def _protocols(records: Sequence[RunRecord]) -> tuple[dict[str, Protocol], list[str]]:

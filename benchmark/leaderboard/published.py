@@ -31,10 +31,10 @@ PUBLISHED: dict[str, dict[str, Any]] = {
             ("gtzan", "accuracy"): "gtzan_acc",
             ("mtt", "roc_auc"): "mtt_roc_auc",
             ("mtt", "average_precision"): "mtt_ap",
-            ("giantsteps_key", "weighted_score"): "giantsteps_key_weighted",
+            ("giantsteps_key", "ensemble_val_select"): "giantsteps_key_weighted",
             ("emomusic", "r2_valence"): "emo_r2_valence",
             ("emomusic", "r2_arousal"): "emo_r2_arousal",
-            ("gtzan_beat", "f_measure"): "gtzan_beat_f1",
+            ("gtzan_beat", "f_measure_pooled"): "gtzan_beat_f1",
         },
         "models": {
             "mert-v1-95m": "MERT-v1-95M",
@@ -90,7 +90,7 @@ def add_published(board: Leaderboard, name: str, reference_dir: Path | str | Non
             board.rows.append(row)
             published_rows[ours] = row
     board.published = spec["label"]
-    _add_deltas(board, published_rows)
+    _add_deltas(board, published_rows, PUBLISHED_PROTOCOL[name])
 
 
 def _add_named_task_columns(board: Leaderboard, spec: dict[str, Any]) -> None:
@@ -105,11 +105,39 @@ def _add_named_task_columns(board: Leaderboard, spec: dict[str, Any]) -> None:
     board.columns.sort(key=lambda c: order[c.task])  # stable: keeps metric order within a task
 
 
-def _add_deltas(board: Leaderboard, published_rows: dict[str, Row]) -> None:
-    """Ours minus published for every cell of ours whose model and column the paper reports."""
+# The protocol a published table's numbers were made with: only rows of ours made with it get a delta.
+PUBLISHED_PROTOCOL = {"marble": "marble"}
+
+
+def delta_refusal(board: Leaderboard, row: Row, protocol: str) -> str | None:
+    """Why ``row`` gets no delta against a table made with ``protocol`` (None when it may be compared).
+
+    Why: a delta against a published number claims "same recipe, different result". A run of this suite's own
+    protocol (layer and learning rate selected on validation, features z-scored, ...) or one that overrode a
+    setting of the published recipe differs by construction, often by points; it is shown without a delta."""
+    p = board.protocols.get(row.key.protocol)
+    name = p.name if p is not None else "sweep"
+    if name != protocol:
+        return (f"{row.key.protocol}: protocol {name}, not {protocol}; published numbers are compared only with "
+                f"runs made with protocol={protocol} (README 'Two protocols')")
+    deviating = board.deviating_rows.get(row.key)
+    if deviating:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(deviating.items()))
+        return f"{row.label} ({row.key.protocol}): protocol={protocol} with settings changed from it: {shown}"
+    return None
+
+
+def _add_deltas(board: Leaderboard, published_rows: dict[str, Row], protocol: str) -> None:
+    """Ours minus published for every cell of ours whose model and column the paper reports, on rows made with
+    the table's protocol and none of its settings changed; every other row is named with the reason."""
     delta_cols: set[Column] = set()
+    refusals: dict[str, None] = {}
     for row in board.rows:
         if row.published or row.key.model not in published_rows:
+            continue
+        reason = delta_refusal(board, row, protocol)
+        if reason is not None:
+            refusals[reason] = None
             continue
         ref = published_rows[row.key.model]
         for c, cell in row.cells.items():
@@ -117,3 +145,4 @@ def _add_deltas(board: Leaderboard, published_rows: dict[str, Row]) -> None:
                 row.deltas[c] = cell.mean - ref.cells[c].mean
                 delta_cols.add(c)
     board.delta_columns = [c for c in board.columns if c in delta_cols]
+    board.delta_refusals = [f"No Δ for {reason}." for reason in refusals]

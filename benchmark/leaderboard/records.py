@@ -55,7 +55,9 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "accuracy": UNIT_INTERVAL, "weighted_score": UNIT_INTERVAL, "roc_auc": UNIT_INTERVAL,
     "average_precision": UNIT_INTERVAL, "tags_scored": NON_NEGATIVE, "r2": (-MAX_MAGNITUDE, 1.0),
     # beat tracking (mir_eval.beat) and chords (mir_eval.chord, pooled by duration)
-    "f_measure": UNIT_INTERVAL, "cmlt": UNIT_INTERVAL, "amlt": UNIT_INTERVAL, "p_score": UNIT_INTERVAL,
+    "f_measure": UNIT_INTERVAL, "f_measure_pooled": UNIT_INTERVAL, "ensemble_vote": UNIT_INTERVAL,
+    "ensemble_max": UNIT_INTERVAL, "ensemble_gmean": UNIT_INTERVAL, "ensemble_mean": UNIT_INTERVAL,
+    "ensemble_best": UNIT_INTERVAL, "ensemble_val_select": UNIT_INTERVAL, "ensemble_val_select_index": (0.0, 3.0), "cmlt": UNIT_INTERVAL, "amlt": UNIT_INTERVAL, "p_score": UNIT_INTERVAL,
     "downbeat_f_measure": UNIT_INTERVAL, "majmin": UNIT_INTERVAL, "root": UNIT_INTERVAL, "mirex": UNIT_INTERVAL,
 }
 ERROR_SUFFIXES = ("error", "mae", "mse", "rmse")

@@ -139,7 +139,8 @@ def notes(board: Leaderboard) -> list[str]:
         lines.append(f"{p.id} ({p.records} record(s)): {p.describe()}")
     if board.published:
         lines.append(f"{board.published}: see results/reference/README.md for citation and protocol; "
-                     "Δ = ours minus published, same model and task.")
+                     "Δ = ours minus published, same model, task and protocol.")
+        lines.extend(board.delta_refusals)
     return lines
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,9 +28,11 @@ BOOKKEEPING_METRICS = frozenset({"tags_scored"})
 FIELD_METRICS: dict[str, tuple[str, ...]] = {
     "gtzan": ("accuracy",),
     "mtt": ("roc_auc", "average_precision"),
-    "giantsteps_key": ("weighted_score",),
+    # under protocol=marble the number MARBLE reports is the second one (the strategy chosen on validation; F pooled
+    # over tracks), and the published columns map to it; default-protocol runs leave it empty or report both
+    "giantsteps_key": ("weighted_score", "ensemble_val_select"),
     "emomusic": ("r2_valence", "r2_arousal"),
-    "gtzan_beat": ("f_measure",),
+    "gtzan_beat": ("f_measure", "f_measure_pooled"),
 }
 
 
@@ -85,6 +87,10 @@ class Leaderboard:
     n_records: int
     published: str | None = None
     delta_columns: list[Column] = field(default_factory=list)
+    # rows that deviate from their named protocol's preset -> the deviating settings (no published delta for them)
+    deviating_rows: dict[RowKey, dict[str, Any]] = field(default_factory=dict)
+    # why rows of ours got no published delta, one line per protocol (shown in the legend)
+    delta_refusals: list[str] = field(default_factory=list)
 
     @property
     def scale(self) -> float:
