@@ -25,7 +25,6 @@ again after a one-line warning naming the entry. Which audio a cached track came
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -37,7 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, storage_error_message
 from benchmark.processes import pid_alive
 
 log = logging.getLogger(__name__)
@@ -161,21 +160,14 @@ class CacheSpaceError(UserError):
     """The feature cache's disk is full (or over quota, read-only, not writable): which folder, and the fix."""
 
 
-def storage_failure(exc: OSError, folder: Path, needed_bytes: int | None = None) -> UserError | None:
-    """A one-paragraph error for a storage failure while writing the cache: the folder, the free space, the
-    space still needed where it can be estimated, and the settings that move the cache. None for other errors."""
-    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
-    if exc.errno not in reasons:
-        return None
-    try:
-        free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free"
-    except OSError:
-        free = "free space unknown"
-    need = f"; this split needs about {needed_bytes / 1e9:.2f} GB more" if needed_bytes else ""
-    return CacheSpaceError(
-        f"cannot write the feature cache in {folder}: {reasons[exc.errno]} ({free}{need}). Free space there, or "
-        f"point cache_dir=... at a larger disk; finished shards are kept, so the same command resumes.")
+def storage_failure(exc: OSError, path: Path, needed_bytes: int | None = None) -> UserError | None:
+    """The suite's one-paragraph storage message (:func:`benchmark.errors.storage_error_message`: the folder, its
+    free space and the space still needed) for a cache write to ``path`` that failed; None for other errors.
+
+    A failed ``write()`` carries no file name, so the cache names the file it was writing itself."""
+    named = OSError(exc.errno, exc.strerror, os.fspath(exc.filename or path))
+    message = storage_error_message(named, needed_bytes)
+    return None if message is None else CacheSpaceError(f"feature cache: {message}")
 
 
 @dataclass
@@ -395,7 +387,7 @@ class FeatureCache:
             _fsync_dir(data.parent)
         except BaseException as exc:
             tmp.unlink(missing_ok=True)
-            failure = storage_failure(exc, self.dir, rows * int(np.prod(row_shape)) * 2) \
+            failure = storage_failure(exc, tmp, rows * int(np.prod(row_shape)) * 2) \
                 if isinstance(exc, OSError) else None
             if failure is not None:
                 raise failure from exc
@@ -450,7 +442,7 @@ class ShardWriter:
         self.entries.extend((int(t), int(w), int(n)) for t, w, n in zip(key_positions, window_indices, counts))
 
     def _raise_storage(self, exc: OSError, rows: int) -> None:
-        failure = storage_failure(exc, self.data_path.parent, rows * int(np.prod(self.row_shape)) * 2)
+        failure = storage_failure(exc, self.data_path, rows * int(np.prod(self.row_shape)) * 2)
         if failure is None:
             raise exc
         raise failure from exc

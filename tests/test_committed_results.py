@@ -8,7 +8,6 @@ records with it.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from rich.console import Console
