@@ -217,6 +217,22 @@ def pad_to_minimum(audio: np.ndarray, min_samples: int) -> tuple[np.ndarray, boo
     return np.pad(audio, (0, int(min_samples) - len(audio))), True
 
 
+def zero_mean_unit_var(audio: np.ndarray, eps: float) -> np.ndarray:
+    """``(x - mean) / sqrt(var + eps)`` over the whole of ``audio`` (population variance), as float32.
+
+    The formula of transformers' ``Wav2Vec2FeatureExtractor(do_normalize=True)`` (``zero_mean_unit_var_norm``,
+    eps 1e-7), which MARBLE v1 applies to each file's whole waveform before cutting it into windows
+    (``model.normalize_scope=file``). Computed in float64 so the result does not depend on the summation order of
+    a float32 mean. An empty clip is returned as it is (it has no statistics; padding gives it its frame).
+    """
+    if len(audio) == 0:
+        return np.asarray(audio, dtype=np.float32)
+    x = np.asarray(audio, dtype=np.float64)
+    mean = x.mean()
+    out = (x - mean) / np.sqrt(((x - mean) ** 2).mean() + float(eps))
+    return out.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """How a clip is cut into encoder windows (lengths in seconds).

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.audio import WindowSpec, load_audio, window_bounds
+from benchmark.audio import WindowSpec, load_audio, window_bounds, zero_mean_unit_var
 from benchmark.encoders import build_encoder
-from benchmark.encoders.base import Encoder
+from benchmark.encoders.base import Encoder, file_normalization_eps, window_forward
 from benchmark.errors import InputFileError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif"}
@@ -30,7 +30,15 @@ def audio_files(source: Path) -> list[Path]:
 
 
 def embed_waveform(encoder: Encoder, audio: np.ndarray, window_seconds: float | None) -> np.ndarray:
-    """All hidden states ``[layers+1, frames, dim]`` of one waveform at the encoder's rate."""
+    """All hidden states ``[layers+1, frames, dim]`` of one waveform at the encoder's rate.
+
+    With ``model.normalize_scope=file`` the whole waveform is z-normalised once before it is cut into windows, as
+    the extractor does, so these states equal the ones a run caches for the same file and windows.
+    """
+    eps = file_normalization_eps(encoder)
+    if eps is not None:
+        audio = zero_mean_unit_var(audio, eps)
+    forward = window_forward(encoder)
     if len(audio) < encoder.min_samples:
         audio = np.pad(audio, (0, encoder.min_samples - len(audio)))
     spans = [(0, len(audio))] if window_seconds is None else window_bounds(
@@ -41,7 +49,7 @@ def embed_waveform(encoder: Encoder, audio: np.ndarray, window_seconds: float | 
         if len(chunk) < encoder.min_samples:
             continue
         with torch.inference_mode():
-            states, _ = encoder.hidden_states(torch.from_numpy(np.ascontiguousarray(chunk))[None])
+            states, _ = forward(torch.from_numpy(np.ascontiguousarray(chunk))[None])
         parts.append(states[:, 0].float().numpy())
     return np.concatenate(parts, axis=1)
 

@@ -30,11 +30,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark import audio as audio_module
-from benchmark.audio import AudioReadError, WindowSpec, load_audio, window_bounds
+from benchmark.audio import AudioReadError, WindowSpec, cropped_length, load_audio, window_bounds, zero_mean_unit_var
 from benchmark.errors import ConfigError
 from benchmark.cache import FeatureCache, ShardResult, SplitFeatures, file_stamp, track_list_checksum
 from benchmark.distributed import SINGLE_PROCESS, Ranks
-from benchmark.encoders.base import Encoder
+from benchmark.encoders.base import Encoder, file_normalization_eps, window_forward
 from benchmark.tasks.base import Track
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,18 @@ class _TrackWindows(Dataset):
 
     ``info`` has ``error`` (the AudioReadError message, no windows then), ``padded`` (shorter than the encoder's
     receptive field, zero-padded) and ``non_finite`` (NaN/inf samples were zeroed by load_audio).
+
+    ``normalize_eps``: None, or the variance floor of a whole-file z-normalisation (``model.normalize_scope=file``,
+    from :func:`~benchmark.encoders.base.file_normalization_eps`): the decoded, resampled and cropped track is then
+    normalised once, before padding and windowing, as MARBLE v1 does. A float, not the encoder: this runs in
+    DataLoader workers.
     """
 
     def __init__(self, tracks: list[Track], indices: Sequence[int], sample_rate: int, spec: WindowSpec,
-                 min_samples: int) -> None:
+                 min_samples: int, normalize_eps: float | None = None) -> None:
         self.tracks, self.indices = tracks, list(indices)
         self.sample_rate, self.spec, self.min_samples = sample_rate, spec, min_samples
+        self.normalize_eps = normalize_eps
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -92,9 +98,22 @@ class _TrackWindows(Dataset):
             return i, [], {"error": str(exc)}
         finally:
             audio_log.removeHandler(watch)
+        if self.normalize_eps is not None:
+            audio = normalized_file(audio, self.sample_rate, self.spec, self.normalize_eps)
         audio, padded = _pad(audio, self.min_samples)
         windows = [audio[s:e] for s, e in window_bounds(len(audio), self.sample_rate, self.spec)]
         return i, windows, {"padded": bool(padded), "non_finite": watch.seen}
+
+
+def normalized_file(audio: np.ndarray, sample_rate: int, spec: WindowSpec, eps: float) -> np.ndarray:
+    """The part of a decoded track that is windowed (all of it, or its first ``spec.crop`` seconds), z-normalised
+    as one waveform.
+
+    Why the crop first: MARBLE v1 crops, resamples, then normalises what it kept, so samples after the crop must
+    not move the statistics. Samples in a dropped short tail are still counted, as MARBLE counts them. The windows
+    of the returned array are those of the original (``window_bounds`` crops at the same length).
+    """
+    return zero_mean_unit_var(audio[:cropped_length(len(audio), sample_rate, spec)], eps)
 
 
 def _first(batch: list) -> object:
@@ -276,7 +295,9 @@ def extract_split(
     start, audio_samples, windows, calls = time.perf_counter(), 0, 0, 0
     if mine:
         indices = [i for s in mine for i in groups[s]]
-        dataset = _TrackWindows(tracks, indices, encoder.sample_rate, spec, encoder.min_samples)
+        dataset = _TrackWindows(tracks, indices, encoder.sample_rate, spec, encoder.min_samples,
+                                normalize_eps=file_normalization_eps(encoder))
+        forward = window_forward(encoder)  # windows of files the workers normalised (normalize_scope=file)
         loader = DataLoader(dataset, batch_size=1, collate_fn=_first, num_workers=num_workers, shuffle=False)
         for s, items in itertools.groupby(loader, key=lambda item: shard_of[item[0]]):
             idx = groups[s]
@@ -305,7 +326,7 @@ def extract_split(
             try:
                 for positions_in_shard, window_indices, audio in _batches(windows_of(), batch_size):
                     with torch.inference_mode():
-                        states, frame_lengths = encoder.hidden_states(torch.from_numpy(audio).to(encoder.device))
+                        states, frame_lengths = forward(torch.from_numpy(audio).to(encoder.device))
                     shard_calls += 1
                     rows, counts = pooling.rows(states, frame_lengths)
                     rows16 = rows.astype(np.float16)

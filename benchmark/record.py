@@ -71,6 +71,7 @@ DEFAULT_PROTOCOL = "sweep"  # a run of the default protocol has no protocol sect
 # counts. ``"probe.some_key": value``; add a key here in the change that introduces it.
 NEUTRAL_DEFAULTS: dict[str, Any] = {"task.ensemble": "mean_probabilities",
                                      "task.crop_seconds": None, "model.normalize": None,
+                                     "model.normalize_scope": "window",
                                      "probe.weighted_sum_layers": "all", "probe.weighted_sum_init": "uniform",
                                      "trainer.batch_unit": "rows", "trainer.lr_decay_rule": "suite",
                                      "trainer.lr_decay_threshold": 0.0, "trainer.stop_on_non_finite": False,

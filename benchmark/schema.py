@@ -166,6 +166,24 @@ class SynthTaskSpec(TaskSpec):
                 self.render_workers, "must be >= 0 (0 = one per core) or null")
 
 
+NORMALIZE_SCOPES: dict[str, str] = {
+    "window": "each encoder window is z-normalised on its own statistics (the default)",
+    "file": "each decoded file (after task.crop_seconds) is z-normalised once, then cut into windows (MARBLE v1)",
+}
+"""``model.normalize_scope``: what one waveform z-normalisation covers, when the model normalises at all."""
+
+
+def check_normalize_scope(value: Any) -> str:
+    """``value`` if it is a known ``model.normalize_scope``; else the ConfigError naming the key and every value.
+
+    Checked by the schema and again where a MERT encoder is built, for configs that were never validated (a
+    record's, a test's dict): an unknown scope silently read as ``window`` would mislabel the features."""
+    if value not in NORMALIZE_SCOPES:
+        known = "; ".join(f"{name} = {about}" for name, about in NORMALIZE_SCOPES.items())
+        raise ConfigError(f"model.normalize_scope={value!r}: must be one of {', '.join(NORMALIZE_SCOPES)} ({known})")
+    return value
+
+
 @dataclass
 class ModelSpec:
     """Keys every model config has: the registry kind and how the encoder is run."""
@@ -179,9 +197,13 @@ class ModelSpec:
     # true/false override it (protocol=marble sets MARBLE's per-model flag). Encoders without such a step refuse a
     # value other than null.
     normalize: Optional[bool] = None
+    # What one z-normalisation covers (NORMALIZE_SCOPES): each encoder window (the default) or each whole decoded
+    # file once, before windowing (MARBLE v1). Only meaningful while normalisation is on.
+    normalize_scope: str = "window"
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, "model.batch_size", self.batch_size,
                 "must be >= 1 (encoder windows per forward pass; lower it if memory runs out)")
+        check_normalize_scope(self.normalize_scope)
         require(self.context_seconds is None or self.context_seconds > 0, "model.context_seconds",
                 self.context_seconds, "must be a positive number of seconds, or null for the model's own")

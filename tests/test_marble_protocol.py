@@ -73,6 +73,8 @@ def test_marble_composes_to_marble_v1_settings(row):
     assert trainer["batch_size"] == int(row["batch_size_files"]) and trainer["batch_unit"] == "tracks"
     # waveform normalisation: the model card's processor_normalize, not the hub preprocessor config
     assert m["normalize"] is (row["processor_normalize"].split()[0] == "true")
+    # ... applied to each file's whole (cropped) waveform once, before windowing (extract_bert_features.py)
+    assert m["normalize_scope"] == "file" and config["protocol"]["preset"]["model"]["normalize_scope"] == "file"
     # windows
     if row["task"] == "GTZANBT":
         assert row["beat_eval_clip_s"] == "30" and t["window_seconds"] == 30.0  # evaluation clip (train: see README)
@@ -109,6 +111,7 @@ def test_a_model_or_task_marble_does_not_cover_gets_the_stated_fallback():
     assert config["layers"] == "weighted_sum" and float(config["probe"]["lr"]) == 1e-3
     assert config["protocol"]["source"].startswith("not in MARBLE v1")
     assert config["model"]["normalize"] is None  # the model's own setting
+    assert config["model"]["normalize_scope"] == "window"  # a baseline has no normalisation (and refuses file)
 
 
 def test_the_protocol_is_part_of_the_checksum_and_the_default_changes_nothing():

@@ -7,7 +7,8 @@ behind this (a transformer, a CNN, a hand-crafted feature) can be probed by the 
 from __future__ import annotations
 
 import abc
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import torch
 
@@ -26,6 +27,10 @@ class Encoder(torch.nn.Module, abc.ABC):
         frame_level: whether :meth:`hidden_states` returns per-frame states that frame-level tasks (beats) can
             probe; an encoder that only yields one clip summary sets it to False and the runner refuses to pair it
             with a frame-level task before any work. Every built-in encoder returns frames.
+        input_normalization_scope: what the encoder's waveform z-normalisation covers: ``None`` (it has none, or
+            it is off), ``"window"`` (:meth:`hidden_states` normalises each item itself) or ``"file"`` (the caller
+            normalises each whole decoded file once, see :func:`file_normalization_eps`, and calls
+            :func:`window_forward`'s function on its windows).
     """
 
     name: str
@@ -36,6 +41,7 @@ class Encoder(torch.nn.Module, abc.ABC):
     context_seconds: float
     min_samples: int
     frame_level: bool = True
+    input_normalization_scope: str | None = None
 
     @property
     def num_hidden_states(self) -> int:
@@ -70,3 +76,29 @@ class Encoder(torch.nn.Module, abc.ABC):
         Includes the registry name and the checkpoint's revision or content hash; used in run records and as part
         of the feature-cache key.
         """
+
+
+def file_normalization_eps(encoder: Encoder) -> float | None:
+    """The variance floor when ``encoder`` needs each whole file z-normalised by its caller, else None.
+
+    ``model.normalize_scope=file`` with normalisation on (MARBLE v1): the statistics are those of the whole decoded
+    (and cropped) file, which no single window holds, so the caller normalises before windowing, with
+    :func:`benchmark.audio.zero_mean_unit_var` at this eps. A plain float because the extractor's DataLoader
+    workers do it, and they must not be handed the encoder (its model would be pickled into every worker).
+    """
+    if getattr(encoder, "input_normalization_scope", None) != "file":
+        return None
+    return float(getattr(encoder, "input_normalization_eps"))
+
+
+def window_forward(encoder: Encoder) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """``encoder.hidden_states`` as a caller that normalised every file as :func:`file_normalization_eps` asks
+    calls it on the windows.
+
+    A file-scope encoder gets ``prenormalized=True`` (it refuses windows without it, so a caller that forgot the
+    file step fails instead of encoding raw audio); every other encoder is called as it always was (their
+    signatures have no such flag).
+    """
+    if file_normalization_eps(encoder) is None:
+        return encoder.hidden_states
+    return functools.partial(encoder.hidden_states, prenormalized=True)

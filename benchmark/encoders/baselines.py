@@ -446,9 +446,17 @@ class CrepeSpec(ModelSpec):
 
 
 def no_normalize(spec: ModelSpec) -> None:
-    """Baselines have no waveform-normalisation step: only ``model.normalize=null`` is meaningful."""
+    """Baselines have no waveform-normalisation step: only ``model.normalize=null`` is meaningful, and only the
+    default ``model.normalize_scope=window``.
+
+    ``file`` is refused even with normalize null: there is no normalisation whose scope it could set, and accepting
+    it would put a setting in the record (and the protocol checksum) that changed nothing.
+    """
     require(spec.normalize is None, "model.normalize", spec.normalize,
             f"model {spec.name} ({spec.kind}) has no waveform normalisation to switch; leave it null")
+    require(spec.normalize_scope == "window", "model.normalize_scope", spec.normalize_scope,
+            f"model {spec.name} ({spec.kind}) has no waveform normalisation whose scope could be set; leave it "
+            "window")
 
 
 def check_hop_ms(value: Any) -> None:

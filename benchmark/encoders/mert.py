@@ -34,7 +34,7 @@ from benchmark.encoders.hf_snapshot import (
 )
 from benchmark.encoders.registry import register_encoder
 from benchmark.errors import ConfigError
-from benchmark.schema import ModelSpec
+from benchmark.schema import ModelSpec, check_normalize_scope
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ class MertEncoder(Encoder):
         identity_base: dict[str, Any],
         weights_path: Path | None,
         normalize: bool | None = None,
+        normalize_scope: str = "window",
     ) -> None:
         super().__init__()
         self.name = name
@@ -325,6 +326,7 @@ class MertEncoder(Encoder):
         cfg = model.config
         self.sample_rate = int(preprocessor["sampling_rate"])
         self.do_normalize = input_normalization(preprocessor, normalize)
+        self.normalize_scope = check_normalize_scope(normalize_scope)
         self.num_layers = int(cfg.num_hidden_layers)
         self.dim = int(cfg.hidden_size)
         self.min_samples, self.hop = _receptive_field_and_hop(list(cfg.conv_kernel), list(cfg.conv_stride))
@@ -335,6 +337,17 @@ class MertEncoder(Encoder):
         self.weights_path = weights_path
 
     # ---- preprocessing ----
+    input_normalization_eps = _NORM_EPS
+
+    @property
+    def input_normalization_scope(self) -> str | None:  # type: ignore[override]
+        """``None`` when the input is not normalised, else ``model.normalize_scope`` (``window`` | ``file``).
+
+        The extractor and ``embed`` read it (through :func:`~benchmark.encoders.base.file_normalization_eps`) to
+        decide whether they normalise each whole file themselves; with normalisation off the scope changes nothing.
+        """
+        return self.normalize_scope if self.do_normalize else None
+
     def normalize(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Zero-mean, unit-variance per item over its valid samples; padding stays exactly zero.
 
@@ -342,9 +355,10 @@ class MertEncoder(Encoder):
         part only, population variance, ``sqrt(var + 1e-7)``. Computed in float64 so the result does not depend
         on the batch's compute dtype.
 
-        Each item is one encoder window, so the statistics are per window. MARBLE v1 instead normalises each file's
-        whole (cropped) waveform once, before cutting it into windows: with several windows per file the two
-        differ by each window's own gain and offset (identical for a clip that is a single window).
+        Each item is one encoder window, so the statistics are per window (``normalize_scope=window``). MARBLE v1
+        instead normalises each file's whole (cropped) waveform once, before cutting it into windows
+        (``normalize_scope=file``: the caller does it, see :meth:`hidden_states`): with several windows per file the
+        two differ by each window's own gain and offset (identical for a clip that is a single window).
         """
         x = waveforms.to(torch.float64)
         n = x.shape[-1]
@@ -365,9 +379,16 @@ class MertEncoder(Encoder):
 
     # ---- forward ----
     def hidden_states(
-        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None
+        self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None, *, prenormalized: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward pass returning ``([L+1, B, T, D] float32, [B] valid frames)``."""
+        """One forward pass returning ``([L+1, B, T, D] float32, [B] valid frames)``.
+
+        ``prenormalized``: the items are windows of files the caller has z-normalised whole
+        (:func:`~benchmark.encoders.base.file_normalization_eps`). It must be True exactly when the scope in effect
+        is ``file``: a file-scope encoder cannot normalise a file it sees only window by window, and silently
+        encoding raw audio (or normalising twice) would give features that disagree with the identity.
+        """
+        self._check_prenormalized(prenormalized)
         if waveforms.dim() != 2:
             raise ValueError(f"waveforms must be [batch, samples], got shape {tuple(waveforms.shape)}")
         batch, n = waveforms.shape
@@ -386,7 +407,7 @@ class MertEncoder(Encoder):
         with torch.inference_mode():
             # Normalise on the CPU in float64 (not every accelerator has float64), then move.
             x = waveforms.detach().to("cpu", torch.float32)
-            if self.do_normalize:
+            if self.input_normalization_scope == "window":
                 x = self.normalize(x, lengths)
             padded = bool((lengths < n).any())
             mask = None
@@ -408,6 +429,20 @@ class MertEncoder(Encoder):
             frames = frames.clamp(max=stacked.shape[2])
         return stacked, frames
 
+    def _check_prenormalized(self, prenormalized: bool) -> None:
+        """Refuse a call whose input does not match the normalisation scope (see :meth:`hidden_states`)."""
+        scope = self.input_normalization_scope
+        if scope == "file" and not prenormalized:
+            raise ValueError(
+                f"{self.name}: model.normalize_scope=file: each whole file must be z-normalised before it is cut "
+                "into windows (benchmark.audio.zero_mean_unit_var at encoder.input_normalization_eps, as the "
+                "extractor and `embed` do); then pass prenormalized=True"
+            )
+        if prenormalized and scope != "file":
+            what = "normalises each window itself" if scope == "window" else "does not normalise its input"
+            raise ValueError(f"{self.name}: prenormalized=True, but this encoder {what} (model.normalize_scope="
+                             f"{self.normalize_scope}, normalisation {'on' if self.do_normalize else 'off'})")
+
     # ---- identity ----
     def identity(self) -> dict[str, Any]:
         """What produced this encoder's features, for the run record and the feature-cache key.
@@ -419,7 +454,8 @@ class MertEncoder(Encoder):
         weights. The weight hash is taken when the model is built, from the file that was loaded, so it
         describes those bytes even if the file is replaced later. Random init: arch, seed, config hashes and
         library versions. Always: ``name``, ``kind``, ``dtype``; ``normalize`` only when ``model.normalize`` is
-        set (true or false), so that features made without the override keep their cache key.
+        set (true or false), so that features made without the override keep their cache key; ``normalize_scope``
+        (``"file"``) only when the file scope is in effect (normalisation on), for the same reason.
         """
         ident = dict(self._identity_base)
         ident["dtype"] = self.dtype_name
@@ -504,6 +540,7 @@ class MertSpec(ModelSpec):
     arch: Optional[str] = None  # random init: an architecture under benchmark/encoders/arch/
     seed: int = 0  # random init's seed
     # normalize (ModelSpec): None = the snapshot's (or arch's) preprocessor_config.json do_normalize
+    # normalize_scope (ModelSpec): window | file (the whole decoded file once, normalised by the extractor)
 
 
 @register_encoder("mert", schema=MertSpec)
@@ -512,10 +549,12 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
 
     Keys: ``name``, ``hub_id``, ``revision``, ``checkpoint`` (local folder, overrides the hub), ``cache_dir``
     (hub cache, optional), ``random_init`` + ``arch`` + ``seed`` (random-init control), ``dtype``
-    (fp32/bf16/fp16), ``context_seconds``, ``normalize`` (null = the preprocessor config's ``do_normalize``).
+    (fp32/bf16/fp16), ``context_seconds``, ``normalize`` (null = the preprocessor config's ``do_normalize``),
+    ``normalize_scope`` (``window`` | ``file``; default window).
     """
     name = str(model_cfg.get("name") or model_cfg.get("hub_id") or "mert")
     normalize = normalize_override(model_cfg.get("normalize"))
+    normalize_scope = check_normalize_scope(model_cfg.get("normalize_scope", "window"))
     dtype_name = str(model_cfg.get("dtype") or "fp32")
     if dtype_name not in DTYPES:
         raise ConfigError(f"model.dtype={dtype_name!r}: choose one of {', '.join(DTYPES)}")
@@ -577,6 +616,10 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
         # Only when set: an encoder built without the key keeps the identity, and so the feature-cache key, that
         # it had before the option existed.
         identity["normalize"] = normalize
+    if normalize_scope == "file" and input_normalization(pre, normalize):
+        # Only when it changes the features: window is what every encoder did before the option existed, and with
+        # normalisation off there is nothing whose scope could differ.
+        identity["normalize_scope"] = normalize_scope
     model.to(DTYPES[dtype_name])
     if context_seconds is None:
         # The training context of the m-a-p models: 30 s crops for music2vec, 5 s for every MERT.
@@ -590,6 +633,7 @@ def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
         identity_base=identity,
         weights_path=weights_path,
         normalize=normalize,
+        normalize_scope=normalize_scope,
     )
     log.info(
         "built %s: %d layers x %d dims, %d Hz, %.1f frames/s, %s", name, encoder.num_layers, encoder.dim,
