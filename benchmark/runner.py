@@ -4,14 +4,13 @@ Each stage is a module of its own: :mod:`benchmark.run_checks` (settings and the
 data is read), :mod:`benchmark.run_tracks` (the tracks, checked against the disk), :mod:`benchmark.feature_store`
 with :mod:`benchmark.clip_level` or :mod:`benchmark.frame_level` (cached features and the probe data the task's
 kind asks for), :mod:`benchmark.sweep` (every head trained together, selection on validation) and
-:mod:`benchmark.run_record` (the versioned record).
+:mod:`benchmark.run_output` (the versioned record, :mod:`benchmark.run_record`).
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,15 @@ from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
 from benchmark.interrupt import reported_interrupts
 from benchmark.probe_data import ProbeData
-from benchmark.record import (package_versions, record_path, run_checksum, suite_revision, sweep_checkpoint_path,
-                              with_dataset_fingerprint, write_record)
+from benchmark.record import record_path, run_checksum, sweep_checkpoint_path, with_dataset_fingerprint, write_record
 from benchmark.report import print_table
 from benchmark.run_checks import check_compatible, check_config, compute_device, window_spec
-from benchmark.run_record import LayerScores, RunRecord, config_file_defaults
+from benchmark.run_output import RunOutcome, run_record
 from benchmark.run_tracks import check_decoded, checked_tracks
 from benchmark.settings import ProbeSettings
 from benchmark.storage import remove_dead_temporaries
-from benchmark.sweep import LayerRow, resolve_layers, summarise, sweep_heads, train_sweep
-from benchmark.tasks.base import SPLITS, Task, Track
+from benchmark.sweep import resolve_layers, summarise, sweep_heads, train_sweep
+from benchmark.tasks.base import Task, Track
 from benchmark.tasks.registry import build_task
 
 log = logging.getLogger(__name__)
@@ -178,54 +176,14 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
     if not ranks.is_zero:
         return None  # rank 0 holds the same results (gathered) and writes the one record
 
-    chance = data.chance
-    print_table(console, task.name, encoder.name, primary, rows, selected, chance)
-    record = RunRecord(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        produced_by="python -m benchmark run " + " ".join(config.get("_overrides", [])),
-        task=task.name,
-        task_type=task.task_type,
-        model=encoder.name,
-        seed=int(config["seed"]),
-        primary_metric=primary,
-        selected=LayerScores.from_dict(_row_dict(selected)),
-        test_score=selected.test[primary],
-        chance_level=chance,
-        layers=[LayerScores.from_dict(_row_dict(r)) for r in rows],
-        heads=[{"name": r.head.name, "layer": r.head.layer, "lr": r.head.lr, "best_epoch": r.best_epoch,
-                "valid": r.valid, "test": r.test} for r in results],
-        layer_weights={h.name: w.tolist() for h, w in zip([h for h in heads if h.layer is None],
-                                                           model.layer_weights())},
-        valid_history=model.history,
-        encoder=encoder.identity(),
-        dataset=task.dataset_identity(),
-        split_sizes={s: len(data.splits[s].track_ids) for s in by_split},
-        skipped=skipped,
-        flagged={flag: {s: data.extraction.flagged.get(s, {}).get(flag, []) for s in SPLITS}
-                 for flag in ("padded_short", "non_finite")},
-        window=spec.as_dict(),
-        feature_cache={"key": data.cache.key, "dir": str(data.cache.dir), "disk_bytes": data.cache.disk_bytes()},
-        timings={
-            "total_seconds": trained - started,
-            "extraction_seconds": data.extraction.seconds,
-            "extraction_audio_seconds": data.extraction.audio_seconds,
-            "encoder_forward_calls": data.extraction.forward_calls,
-            "training_seconds": trained - extracted,
-            "processes": ranks.world_size,
-        },
-        config={k: v for k, v in config.items() if not k.startswith("_")},
-        protocol_checksum=run_checksum({k: v for k, v in config.items() if k != "seed"}),
-        versions=package_versions(),
-        suite_revision=suite_revision(),
-        config_defaults=config_file_defaults(config),  # so the leaderboard never reads the checkout's configs
-    ).to_dict()
+    print_table(console, task.name, encoder.name, primary, rows, selected, data.chance)
+    record = run_record(config, RunOutcome(
+        task=task, encoder=encoder, spec=spec, data=data, heads=heads, results=results, rows=rows,
+        selected=selected, layer_weights=model.layer_weights(), history=model.history,
+        split_sizes={s: len(data.splits[s].track_ids) for s in by_split}, skipped=skipped,
+        seconds={"total": trained - started, "training": trained - extracted}, processes=ranks.world_size))
     write_record(out_path, record)
     checkpoint.unlink(missing_ok=True)
     console.print(f"record: {out_path}")
     return record
 
-
-def _row_dict(row: LayerRow) -> dict[str, Any]:
-    d = asdict(row)
-    d["name"] = row.name
-    return d
