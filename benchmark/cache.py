@@ -37,7 +37,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from benchmark.errors import UserError, storage_error_message
-from benchmark.processes import pid_alive
+from benchmark.processes import dead_writers_temporary
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,9 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     if not folder.exists():
         return removed
     for p in folder.rglob("*"):
-        for marker in (".tmp", ".part"):
-            head, sep, pid = p.name.rpartition(marker)
-            if sep and pid.isdigit() and head and not pid_alive(int(pid)) and p.is_file():
-                p.unlink(missing_ok=True)
-                removed.append(p)
-                break
+        if dead_writers_temporary(p, (".tmp", ".part")):
+            p.unlink(missing_ok=True)
+            removed.append(p)
     return removed
 
 

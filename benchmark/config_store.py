@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue, OmegaConfBaseException
 
 from benchmark.encoders.registry import encoder_schemas
 from benchmark.errors import ConfigError, UserError
@@ -46,8 +46,6 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
     An interpolation that cannot be resolved (a protocol table without this model or task and no fallback) is a
     ConfigError naming the key."""
-    from omegaconf.errors import InterpolationResolutionError
-
     try:
         data = OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as exc:

@@ -126,8 +126,9 @@ class ExtractionStats:
 
     ``skipped``: per split, the track ids whose audio could not be decoded (no features); ``flagged``: per split,
     ``padded_short`` (zero-padded to the encoder's receptive field) and ``non_finite`` (NaN/inf samples zeroed)
-    track ids (a track whose features are NaN/inf is not cached: it is skipped, with the reason); ``failures``: per split, track id -> the decoder's message. These are read
-    from the cache index, so a run served from the cache reports them too.
+    track ids (a track whose features are NaN/inf is not cached: it is skipped, with the reason); ``failures``: per
+    split, track id -> the decoder's message. These are read from the cache index, so a run served from the cache
+    reports them too.
     """
 
     seconds: float = 0.0
@@ -355,7 +356,7 @@ def extract_split(
         shards = [(s, done[s]) for s in groups]
         any_failed = any(r.failed for _, r in shards)
         extra: dict[str, Any] = {"window": spec.as_dict(), "split": split, "frame_level": pooling.mode == "none"}
-        cache.finalise(split, shard_tracks, shards, [t.track_id for t in tracks], keys, tracks_checksum(tracks),
+        cache.finalise(split, shard_tracks, shards, [t.track_id for t in tracks], keys, track_list_checksum(keys),
                        row_shape, extra=extra, keep_shards=any_failed)
     ranks.barrier()  # no rank reads the split before rank 0 has merged it
     if stats is not None:
@@ -436,7 +437,9 @@ def load_or_extract(
     work of every rank (``seconds`` is the slowest rank's).
     """
     stats = ExtractionStats()
-    missing = ranks.broadcast([s for s, tr in tracks_by_split.items() if not cache.has(s, tracks_checksum(tr))]
+    # one stat of every audio file per run (the checksums hold each file's size and mtime), not one per check
+    checksums = {s: tracks_checksum(tr) for s, tr in tracks_by_split.items()} if ranks.is_zero else {}
+    missing = ranks.broadcast([s for s in tracks_by_split if not cache.has(s, checksums[s])]
                               if ranks.is_zero else None)
     if missing:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -446,10 +449,9 @@ def load_or_extract(
             console=console, transient=False, disable=not ranks.is_zero,
         ) as bar:
             for split in missing:
-                checksum = tracks_checksum(tracks_by_split[split])
                 # concurrent jobs (a sweep's seeds) extract a split once; the ranks of one job share rank 0's lock
                 with split_lock(cache, split) if ranks.is_zero else contextlib.nullcontext():
-                    if ranks.broadcast(cache.has(split, checksum) if ranks.is_zero else None):
+                    if ranks.broadcast(cache.has(split, checksums[split]) if ranks.is_zero else None):
                         continue  # another process finished it while this one waited
                     label = split if ranks.world_size == 1 else f"{split} (rank 0 of {ranks.world_size})"
                     job = bar.add_task(label, total=len(tracks_by_split[split]))

@@ -90,12 +90,6 @@ def recorded_protocol(section: Any) -> dict[str, Any] | None:
     return {k: section[k] for k in PROTOCOL_RECORD_KEYS if k in section}
 
 
-def protocol_name(config: dict[str, Any] | None) -> str:
-    """Which protocol a run config (or a record's config) followed: ``sweep`` when it names none."""
-    section = (config or {}).get("protocol")
-    return str(section.get("name", DEFAULT_PROTOCOL)) if isinstance(section, dict) else DEFAULT_PROTOCOL
-
-
 def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
     """The settings that define a run's result (see PROTOCOL_SECTIONS), with the process layout set to the values
     of configs written before it existed and neutral-default keys dropped, so records from before and after

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from benchmark.errors import UserError, storage_error_message
-from benchmark.processes import pid_alive
+from benchmark.processes import dead_writers_temporary
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ def remove_dead_temporaries(path: Path) -> list[Path]:
     """
     removed = []
     for candidate in Path(path).parent.glob(glob.escape(Path(path).stem) + ".*" + TMP_MARKER + "*"):
-        pid = candidate.name.rpartition(TMP_MARKER)[2]
-        if pid.isdigit() and not pid_alive(int(pid)) and candidate.is_file():
+        if dead_writers_temporary(candidate, (TMP_MARKER,)):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     if removed:

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from benchmark.cache import config_checksum
 from benchmark.leaderboard.records import as_record
-from benchmark.record import DEFAULT_PROTOCOL, protocol_fields, protocol_name
+from benchmark.record import DEFAULT_PROTOCOL, protocol_fields
 from benchmark.run_record import RunRecord
 
 # The settings a protocol is described by when it is the only one (with several, the differing ones are named).
@@ -46,7 +46,10 @@ def preset_settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def protocol_deviations(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The settings of a run that differ from what its protocol's preset says (empty when it followed it)."""
-    preset = preset_settings(config)
+    return _deviations(config, preset_settings(config))
+
+
+def _deviations(config: Mapping[str, Any] | None, preset: dict[str, Any]) -> dict[str, Any]:
     if not preset:
         return {}
     actual = flatten({k: v for k, v in (config or {}).items() if k != "protocol"})
@@ -56,8 +59,8 @@ def protocol_deviations(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _followed_preset_keys(config: Mapping[str, Any] | None) -> set[str]:
     """The flattened keys whose value is the protocol preset's own (they describe the protocol, not the run)."""
-    deviating = protocol_deviations(config)
-    return {k for k in preset_settings(config) if k not in deviating}
+    preset = preset_settings(config)
+    return set(preset) - set(_deviations(config, preset))
 
 
 def shared_settings(record: RunRecord | Mapping[str, Any]) -> dict[str, Any]:
@@ -143,7 +146,9 @@ def group_records(records: Sequence[RunRecord]) -> Grouped:
     """
     records = [as_record(r) for r in records]
     protocols, proto = _protocols(records)
-    followed = [_followed_preset_keys(r.config) for r in records]  # a protocol's own values make no variant
+    deviations = [protocol_deviations(r.config) for r in records]
+    # a protocol's own values make no row variant; a value changed from them does
+    followed = [set(preset_settings(r.config)) - set(d) for r, d in zip(records, deviations)]
     flat_model = [{k: v for k, v in flatten(r.config.get("model", {}), "model.").items() if k not in followed[i]}
                   for i, r in enumerate(records)]
     flat_task = [{k: v for k, v in flatten(r.config.get("task", {}), "task.").items() if k not in followed[i]}
@@ -171,9 +176,9 @@ def group_records(records: Sequence[RunRecord]) -> Grouped:
             extra = f"protocol {r.protocol_checksum[:8]}"
             keys[i] = RowKey(key.protocol, key.model, f"{key.variant}, {extra}" if key.variant else extra)
     deviating: dict[RowKey, dict[str, Any]] = {}
-    for key, r in zip(keys, records):
-        if protocol_name(r.config) != DEFAULT_PROTOCOL and protocol_deviations(r.config):
-            deviating.setdefault(key, {}).update(protocol_deviations(r.config))
+    for key, changed in zip(keys, deviations):
+        if changed:  # only a named protocol has a preset to deviate from
+            deviating.setdefault(key, {}).update(changed)
     return Grouped(records, keys, protocols, deviating)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.leaderboard.grouping import RowKey
+from benchmark.record import DEFAULT_PROTOCOL
 from benchmark.leaderboard.table import FIELD_METRICS, Cell, Column, Leaderboard, Row
 from benchmark.resources import reference_dir as _reference_dir
 
@@ -116,7 +117,7 @@ def delta_refusal(board: Leaderboard, row: Row, protocol: str) -> str | None:
     protocol (layer and learning rate selected on validation, features z-scored, ...) or one that overrode a
     setting of the published recipe differs by construction, often by points; it is shown without a delta."""
     p = board.protocols.get(row.key.protocol)
-    name = p.name if p is not None else "sweep"
+    name = p.name if p is not None else DEFAULT_PROTOCOL
     if name != protocol:
         return (f"{row.key.protocol}: protocol {name}, not {protocol}; published numbers are compared only with "
                 f"runs made with protocol={protocol} (README 'Two protocols')")
