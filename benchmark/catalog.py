@@ -23,6 +23,10 @@ def model_facts(model_cfg: dict[str, Any]) -> dict[str, Any]:
         from benchmark.encoders.mert import describe_arch
 
         return describe_arch(model_cfg["arch"], model_cfg.get("context_seconds"))
+    if model_cfg["kind"] == "musicnn":  # its weights are a 29 MB wheel: described from the architecture
+        from benchmark.encoders.musicnn import describe
+
+        return describe(model_cfg)
     encoder = build_encoder(model_cfg)
     return {"sample_rate": encoder.sample_rate, "num_layers": encoder.num_layers, "dim": encoder.dim,
             "frame_rate": encoder.frame_rate, "context_seconds": encoder.context_seconds}
@@ -33,6 +37,8 @@ def model_source(model_cfg: dict[str, Any]) -> str:
         return f"random init (seed {model_cfg.get('seed', 0)})"
     if model_cfg.get("hub_id"):
         return f"{model_cfg['hub_id']}@{str(model_cfg.get('revision', 'main'))[:10]}"
+    if "wheel" in model_cfg:
+        return "PyPI wheel (pinned sha256)"
     return "offline"
 
 

@@ -52,6 +52,9 @@ def suite_revision() -> str | None:
 EXECUTION_TRAINER_DEFAULTS = {"devices": 1, "accelerator": "auto", "num_nodes": None, "strategy": None}
 # Task keys that change how a dataset is produced, not what it holds (a synthetic task's render processes).
 EXECUTION_TASK_KEYS = ("render_workers",)
+# Model keys that say where a file comes from, not what it is: a wheel fetched from PyPI and one at wheel=PATH are
+# checked against the same published sha256 (which the encoder's identity records), so they are one protocol.
+EXECUTION_MODEL_KEYS = ("wheel",)
 
 
 # The protocol checksum is computed from this explicit, versioned list, not from "the config minus some keys":
@@ -108,6 +111,8 @@ def protocol_fields(config: dict[str, Any]) -> dict[str, Any]:
         fields["trainer"] = trainer
     if isinstance(fields.get("task"), dict):
         fields["task"] = {k: v for k, v in fields["task"].items() if k not in EXECUTION_TASK_KEYS}
+    if isinstance(fields.get("model"), dict):
+        fields["model"] = {k: v for k, v in fields["model"].items() if k not in EXECUTION_MODEL_KEYS}
     for dotted, neutral in NEUTRAL_DEFAULTS.items():
         group, _, key = dotted.partition(".")
         section = fields.get(group)

@@ -73,6 +73,8 @@ class SynthTask(Task):
     """
 
     config_schema: ClassVar[type[SynthTaskSpec]] = SynthTaskSpec  # set by register_task(kind, schema=...)
+    # container of the rendered clips (16-bit PCM either way): WAV, or FLAC for long clips (half the disk)
+    audio_format: ClassVar[str] = "WAV"
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)
@@ -95,7 +97,9 @@ class SynthTask(Task):
                 number = float(value)
             except (TypeError, ValueError):
                 number = math.nan
-            if isinstance(default, float) and math.isfinite(number):
+            if isinstance(default, str):
+                params[key] = str(value)
+            elif isinstance(default, float) and math.isfinite(number):
                 params[key] = number
             elif math.isfinite(number) and number == int(number):
                 params[key] = int(number)
@@ -144,8 +148,11 @@ class SynthTask(Task):
             rows = self._read_manifest(folder)
         except (OSError, ValueError, KeyError):
             return False
-        expected = sum(self.params[f"n_{s}"] for s in SPLITS)
-        return len(rows) == expected and all((folder / r["path"]).is_file() for r in rows)
+        return len(rows) == self.expected_clip_count() and all((folder / r["path"]).is_file() for r in rows)
+
+    def expected_clip_count(self) -> int:
+        """How many clips a complete render holds (``n_train + n_valid + n_test`` here)."""
+        return sum(self.params[f"n_{s}"] for s in SPLITS)
 
     # -- rendering -------------------------------------------------------------------------------------
     def _clip_rng(self, purpose: int, split: str, index: int) -> np.random.Generator:
@@ -352,8 +359,8 @@ def _render_to_file(task: SynthTask, folder: Path, spec: tuple[str, str, int, An
     """Render one clip into ``folder/audio`` and return its manifest row (module level: runs in workers)."""
     track_id, split, index, label = spec
     audio, meta = task.render_clip(split, index, label)
-    rel = f"audio/{track_id}.wav"
-    sf.write(folder / rel, audio, task.params["sample_rate"], subtype="PCM_16", format="WAV")
+    rel = f"audio/{track_id}.{task.audio_format.lower()}"
+    sf.write(folder / rel, audio, task.params["sample_rate"], subtype="PCM_16", format=task.audio_format)
     return {"track_id": track_id, "path": rel, "split": split, **task._label_columns(label), **meta}
 
 

@@ -16,7 +16,7 @@ PACKAGES = {"benchmark": "benchmark", "tasks": "benchmark.tasks"}
 # what a task module may use from the rest of the suite: core types and leaf utilities, never pipeline code
 TASK_MAY_IMPORT = {"benchmark", "benchmark.errors", "benchmark.resources", "benchmark.checksums",
                    "benchmark.targets", "benchmark.processes", "benchmark.kinds", "benchmark.kinds.base",
-                   "benchmark.schema"}
+                   "benchmark.schema", "benchmark.wheel_assets"}
 
 
 def _modules() -> dict[str, Path]:
