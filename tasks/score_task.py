@@ -68,6 +68,12 @@ class ScoreTask(SynthClassTask):
     pieces_file: ClassVar[str] = ""
     audio_format: ClassVar[str] = "FLAC"  # 30 s clips: half the disk of WAV
 
+    def task_dir(self, data_root: Path | str) -> Path:
+        """``<data_root>/<task>/rendered``: not the task folder itself, which in a checkout run from its root (the
+        default ``data_root=datasets``) is the folder of the committed piece list; a render swaps its folder in
+        whole, and must never take the committed files with it."""
+        return Path(data_root) / self.name / "rendered"
+
     @cached_property
     def pieces(self) -> list[dict[str, str]]:
         """The committed piece list (one dict per row; ``split`` checked)."""

@@ -228,6 +228,7 @@ class SynthTask(Task):
                 rows = [_render_to_file(self, tmp, spec) for spec in specs]
             self._write_manifest(tmp, rows)
             (tmp / "generator.json").write_text(json.dumps(self.dataset_identity(), indent=2, sort_keys=True) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
                 final.rename(old)
             tmp.rename(final)

@@ -171,23 +171,37 @@ def test_small_render_layout_labels_and_reuse(small_chorales) -> None:
         audio, rate = sf.read(track.path, dtype="float32")
         assert rate == SR and audio.shape == (4 * SR,) and np.abs(audio).max() > 0.3
         assert task.labels[track.target] in task.labels
-    manifest = (root / "chorale_key" / "manifest.csv").read_text()
+    manifest = (root / "chorale_key" / "rendered" / "manifest.csv").read_text()
     assert "tune_group" in manifest and "meta_program" in manifest
     families = {line.split(",")[-3] for line in manifest.splitlines()[1:]}
     assert families <= set(CHORALE_FAMILIES)
-    before = {p: p.stat().st_mtime_ns for p in (root / "chorale_key" / "audio").iterdir()}
+    audio_dir = root / "chorale_key" / "rendered" / "audio"
+    before = {p: p.stat().st_mtime_ns for p in audio_dir.iterdir()}
     task.prepare(root)  # an identical render is reused, not redone
-    assert before == {p: p.stat().st_mtime_ns for p in (root / "chorale_key" / "audio").iterdir()}
+    assert before == {p: p.stat().st_mtime_ns for p in audio_dir.iterdir()}
 
 
 def test_same_seed_renders_the_same_bytes(small_chorales, tmp_path: Path) -> None:
     task, root = small_chorales
-    first = next((root / "chorale_key" / "audio").iterdir())
+    first = next((root / "chorale_key" / "rendered" / "audio").iterdir())
     other = chorale_task(max_pieces_per_split=2, clip_seconds=4.0, sample_rate=SR, render_workers=1)
     spec = next(s for s in other.clip_specs() if first.name.startswith(s[0] + "."))
     audio, _ = other.render_clip(spec[1], spec[2], spec[3])
     stored, _ = sf.read(first, dtype="float32")
     assert np.abs(audio - stored).max() < 1e-4  # the same render, up to 16-bit rounding
+
+
+def test_a_render_beside_the_committed_piece_list_leaves_it_alone(tmp_path: Path) -> None:
+    """A checkout run from its root renders into datasets/, the folder of the committed lists: they must survive."""
+    committed = tmp_path / "chorale_key" / "chorales.csv"
+    committed.parent.mkdir()
+    committed.write_text("committed\n")
+    task = chorale_task(max_pieces_per_split=1, clip_seconds=2.0, sample_rate=SR, render_workers=1)
+    task.prepare(tmp_path)
+    task.prepare(tmp_path.as_posix())
+    chorale_task(max_pieces_per_split=1, clip_seconds=2.5, sample_rate=SR, render_workers=1).prepare(tmp_path)
+    assert committed.read_text() == "committed\n"
+    assert sorted(p.name for p in committed.parent.iterdir()) == ["chorales.csv", "rendered"]
 
 
 def test_a_different_corpus_is_refused_before_rendering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
