@@ -19,7 +19,7 @@ from typing import Sequence
 
 import mir_eval
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, r2_score, roc_auc_score
+from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score, r2_score, roc_auc_score
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,16 @@ def multiclass_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]
     scores = _scores_2d(y_score, y.shape[0], labels)
     pred = scores.argmax(axis=1)
     return {"accuracy": float(accuracy_score(y, pred))}
+
+
+def balanced_multiclass_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Class-balanced accuracy (the mean of per-class recalls, scikit-learn's ``balanced_accuracy_score``) and
+    plain accuracy of the argmax. Balanced accuracy is chance (1 / classes) for any constant prediction, however
+    unequal the classes, so a probe cannot score by predicting the largest one."""
+    _check_nonempty(y_true)
+    y = _class_indices(y_true, len(labels))
+    pred = _scores_2d(y_score, y.shape[0], labels).argmax(axis=1)
+    return {"balanced_accuracy": float(balanced_accuracy_score(y, pred)), "accuracy": float(accuracy_score(y, pred))}
 
 
 def multilabel_scores(y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:

@@ -43,6 +43,7 @@ class ScoreTaskSpec(TaskSpec):
     sample_rate: int = 22050
     soundfont: str = BUNDLED_SOUNDFONT  # TimGM6mb (in the pretty_midi wheel), FluidR3_GM, MuseScore_General or a path
     max_pieces_per_split: int = 0  # 0 = every piece; N = the first N pieces of each split (smoke runs, tests)
+    window_min_fraction: Optional[float] = None  # a trailing window shorter than this fraction is dropped (0.5)
     render_workers: Optional[int] = None
 
     def __post_init__(self) -> None:
@@ -50,6 +51,8 @@ class ScoreTaskSpec(TaskSpec):
         require(self.seed >= 0, "task.seed", self.seed, "must be a whole number >= 0 (the render's seed)")
         require(self.clip_seconds >= 1.0, "task.clip_seconds", self.clip_seconds, "must be >= 1 second")
         require(self.sample_rate >= 8000, "task.sample_rate", self.sample_rate, "must be >= 8000 Hz")
+        require(self.window_min_fraction is None or 0.0 <= self.window_min_fraction <= 1.0,
+                "task.window_min_fraction", self.window_min_fraction, "must be in [0, 1] (default 0.5)")
         require(self.max_pieces_per_split >= 0, "task.max_pieces_per_split", self.max_pieces_per_split,
                 "must be >= 0 (0 = every piece)")
         require(bool(self.soundfont), "task.soundfont", self.soundfont, "must name a soundfont or a .sf2/.sf3 path")

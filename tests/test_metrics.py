@@ -28,6 +28,7 @@ def test_primary_metric_is_produced_for_every_task_type() -> None:
     rng = np.random.default_rng(0)
     cases = {
         "multiclass": (rng.integers(0, 3, 20), rng.normal(size=(20, 3)), ["a", "b", "c"]),
+        "multiclass_balanced": (rng.integers(0, 3, 20), rng.normal(size=(20, 3)), ["a", "b", "c"]),
         "multilabel": (np.tile([[0, 1], [1, 0]], (10, 1)), rng.normal(size=(20, 2)), ["x", "y"]),
         "regression": (rng.normal(size=(20, 2)), rng.normal(size=(20, 2)), ["v", "a"]),
         "key": (rng.integers(0, 24, 20), rng.normal(size=(20, 24)), KEYS),
@@ -259,3 +260,21 @@ def test_key_rejects_bad_labels_and_shapes() -> None:
         compute_metrics("key", np.array([0]), np.zeros((1, 2)), ["C major", "H dorian"])
     with pytest.raises(ValueError, match="columns"):
         compute_metrics("key", np.array([0]), np.zeros((1, 23)), KEYS)
+
+
+def test_balanced_multiclass_matches_sklearn_and_ignores_class_sizes() -> None:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    from benchmark.kinds.base import get_kind
+    from benchmark.metrics import balanced_multiclass_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(5, size=200, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    scores = rng.random((200, 5))
+    got = balanced_multiclass_scores(y, scores, list("abcde"))
+    assert got["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, scores.argmax(1)))
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, scores.argmax(1)))
+    kind = get_kind("multiclass_balanced")
+    assert kind.primary.name == "balanced_accuracy"
+    # the majority class alone has accuracy 0.5 here but balanced accuracy 1/5: chance is 1/classes
+    assert kind.chance(y, y, list("abcde")) == pytest.approx(0.2)

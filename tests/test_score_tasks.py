@@ -212,3 +212,40 @@ def test_a_different_corpus_is_refused_before_rendering(tmp_path: Path, monkeypa
     with pytest.raises(UserError, match="music21"):
         task.prepare(tmp_path)
     assert not (tmp_path / "chorale_key").exists()
+
+
+# ------------------------------------------------------------------------------------------- irish_dance
+def irish_task(**overrides):
+    from benchmark.tasks.irish_dance import IrishDance
+
+    cfg = config_file_values(REPO / "configs" / "task" / "irish_dance.yaml")
+    task = build_task({**cfg, **overrides})
+    assert isinstance(task, IrishDance)
+    return task
+
+
+def test_irish_clips_are_one_per_tune_with_the_collectors_classes() -> None:
+    task = irish_task()
+    specs = task.clip_specs()
+    assert len(specs) == 587
+    assert collections.Counter(split for _, split, _, _ in specs) == {"train": 406, "valid": 96, "test": 85}
+    by_class = collections.Counter(task.labels[label[0]] for _, _, _, label in specs)
+    assert by_class == {"reel": 150, "jig": 150, "hornpipe": 150, "slip_jig": 89, "strathspey": 48}
+    check_split_of(task.pieces, "title_key")
+    assert task.kind.name == "multiclass_balanced" and task.kind.primary.name == "balanced_accuracy"
+
+
+def test_irish_render_draws_tempo_from_one_range_and_plays_the_tune(tmp_path: Path) -> None:
+    task = irish_task(max_pieces_per_split=2, clip_seconds=4.0, sample_rate=SR, render_workers=1)
+    task.prepare(tmp_path)
+    tracks = task.tracks(tmp_path)
+    assert len(tracks) == 6
+    rows = (tmp_path / "irish_dance" / "rendered" / "manifest.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    rates = [float(r.split(",")[header.index("meta_eighths_per_second")]) for r in rows[1:]]
+    assert all(5.0 <= r <= 8.0 for r in rates) and len(set(rates)) == len(rates)
+    for track in tracks:
+        audio, rate = sf.read(track.path, dtype="float32")
+        assert rate == SR and audio.shape == (4 * SR,)
+        # sound throughout: every half second has a note playing (the tune is looped, never padded with silence)
+        assert np.abs(audio).reshape(8, -1).max(axis=1).min() > 0.02

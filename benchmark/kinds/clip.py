@@ -112,6 +112,18 @@ class MulticlassKind(ClassKind):
         return M.multiclass_scores(y_true, y_score, labels)
 
 
+class BalancedMulticlassKind(ClassKind):
+    """Single-label classification with unequal classes (dance tune types): class-balanced accuracy, the mean of
+    the per-class recalls, is primary (validation selects on it), and plain accuracy is reported beside it."""
+
+    name = "multiclass_balanced"
+    primary = Metric("balanced_accuracy")
+    metrics = (primary, Metric("accuracy"))
+
+    def scores(self, y_true: np.ndarray, y_score: np.ndarray, labels: list[str]) -> dict[str, float]:
+        return M.balanced_multiclass_scores(y_true, y_score, labels)
+
+
 # The scores of the key kind's MARBLE ensemble (KeyEnsembleKind), all weighted scores: higher is better.
 ENSEMBLE_METRICS: tuple[Metric, ...] = tuple(
     Metric(f"ensemble_{name}") for name in (*M.KEY_ENSEMBLE_STRATEGIES, "best", "val_select"))
@@ -232,6 +244,7 @@ class RegressionKind(ClipKind):
 
 
 MULTICLASS = register_kind(MulticlassKind())
+MULTICLASS_BALANCED = register_kind(BalancedMulticlassKind())
 MULTILABEL = register_kind(MultilabelKind())
 REGRESSION = register_kind(RegressionKind())
 KEY = register_kind(KeyKind())

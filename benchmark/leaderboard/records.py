@@ -52,7 +52,7 @@ ANY_FINITE = (-MAX_MAGNITUDE, MAX_MAGNITUDE)
 # (a custom kind's) only has to be finite (ANY_FINITE), and see metric_range for name patterns.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     # clip level: multiclass, key, multilabel, regression
-    "accuracy": UNIT_INTERVAL, "weighted_score": UNIT_INTERVAL, "roc_auc": UNIT_INTERVAL,
+    "accuracy": UNIT_INTERVAL, "balanced_accuracy": UNIT_INTERVAL, "weighted_score": UNIT_INTERVAL, "roc_auc": UNIT_INTERVAL,
     "average_precision": UNIT_INTERVAL, "tags_scored": NON_NEGATIVE, "r2": (-MAX_MAGNITUDE, 1.0),
     # beat tracking (mir_eval.beat) and chords (mir_eval.chord, pooled by duration)
     "f_measure": UNIT_INTERVAL, "f_measure_pooled": UNIT_INTERVAL, "ensemble_vote": UNIT_INTERVAL,
