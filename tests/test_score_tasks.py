@@ -88,6 +88,10 @@ def test_unknown_soundfont_names_the_choices(tmp_path: Path) -> None:
     text.write_text("not a soundfont")
     with pytest.raises(ConfigError, match=r"\.sf2"):
         resolve_soundfont(str(text))
+    garbage = tmp_path / "garbage.sf2"
+    garbage.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ConfigError, match="cannot be read as a soundfont"):
+        resolve_soundfont(str(garbage))
 
 
 def test_soundfont_content_is_part_of_the_dataset_identity(tmp_path: Path) -> None:
