@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmark.checksums import file_sha256
 
 CLASSES: tuple[str, ...] = ("reel", "jig", "hornpipe", "slip_jig", "strathspey")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -177,17 +178,6 @@ def music21_version() -> str:
     import music21
 
     return str(music21.__version__)
-
-
-@functools.lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a corpus file (remembered per path, size and mtime within the process)."""
-    st = path.stat()
-    return _sha256(str(path), st.st_size, st.st_mtime_ns)
 
 
 def corpus_file(row: TuneRow) -> Path:

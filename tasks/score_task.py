@@ -14,12 +14,12 @@ refused instead of silently rendering other music.
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional
 
+from benchmark.checksums import file_sha256
 from benchmark.errors import UserError
 from benchmark.schema import TaskSpec, require
 from benchmark.tasks.base import MANIFEST_ROOT, SPLITS
@@ -110,11 +110,8 @@ class ScoreTask(SynthClassTask):
             "params": dict(self.params),
             "renderer": renderer_identity(resolve_soundfont(self.params["soundfont"])),
             "corpus": {"music21_version": version("music21"),
-                       "pieces_sha256": hashlib.sha256(self.pieces_path.read_bytes()).hexdigest()},
+                       "pieces_sha256": file_sha256(self.pieces_path)},
         }
-
-    def _label_columns(self, label: Any) -> dict[str, str]:
-        return {"label": self.labels[int(label[0])]}
 
     def _render(self, root: Path) -> None:
         self.check_corpus()
@@ -129,7 +126,7 @@ class ScoreTask(SynthClassTask):
         wrong = []
         for row in self.pieces:
             path = corpus_root / row["corpus_path"]
-            if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
+            if not path.is_file() or file_sha256(path) != row["sha256"]:
                 wrong.append(row["corpus_path"])
         if wrong:
             raise CorpusMismatchError(
