@@ -39,6 +39,7 @@ from benchmark.cli import _compose, _resolved
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
 from benchmark.encoders.base import Encoder, window_forward
+from benchmark.errors import ConfigError
 from benchmark.evaluation import ClipEvaluator
 from benchmark.extract import extract_split
 from benchmark.probe import make_heads
@@ -63,8 +64,15 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def write_clips(folder: Path, count: int, seconds: float, seed: int = 0) -> list[Track]:
-    """Stereo 44.1 kHz WAV files of harmonic tones and noise (content does not matter for speed)."""
+# file_format= of the bench: how the synthetic files are stored (MP3 as MTG-Jamendo's and MTT's audio is)
+FILE_FORMATS: dict[str, dict[str, str]] = {"wav": {"format": "WAV", "subtype": "PCM_16"},
+                                           "mp3": {"format": "MP3", "subtype": "MPEG_LAYER_III"}}
+
+
+def write_clips(folder: Path, count: int, seconds: float, seed: int = 0, file_format: str = "wav") -> list[Track]:
+    """Stereo 44.1 kHz files of harmonic tones and noise (content does not matter for speed), WAV or MP3."""
+    if file_format not in FILE_FORMATS:
+        raise ConfigError(f"file_format={file_format!r}: one of {', '.join(FILE_FORMATS)}")
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(seconds * FILE_RATE)) / FILE_RATE
@@ -72,10 +80,20 @@ def write_clips(folder: Path, count: int, seconds: float, seed: int = 0) -> list
     for i in range(count):
         f0 = rng.uniform(80, 800)
         x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) * 0.2 + 0.01 * rng.standard_normal(len(t))
-        path = folder / f"clip{i:04d}.wav"
-        sf.write(path, np.stack([x, x * 0.9], axis=1).astype(np.float32), FILE_RATE, subtype="PCM_16")
+        path = folder / f"clip{i:04d}.{file_format}"
+        sf.write(path, np.stack([x, x * 0.9], axis=1).astype(np.float32), FILE_RATE, **FILE_FORMATS[file_format])
         tracks.append(Track(track_id=f"clip{i:04d}", path=path, split="train", target=0))
     return tracks
+
+
+def decode_throughput(tracks: list[Track], sample_rate: int, repeats: int) -> float:
+    """Seconds of audio per second that one process decodes and resamples to the encoder's rate.
+
+    Why: with compressed audio (MTG-Jamendo's MP3s) decoding, not the encoder, can bound extraction; a GPU run
+    needs about (encoder throughput / this) DataLoader workers to keep the encoder busy.
+    """
+    audio_seconds = sum(sf.info(t.path).duration for t in tracks)
+    return audio_seconds / median_time(lambda: [load_audio(t.path, sample_rate) for t in tracks], repeats)
 
 
 def forward_throughput(encoder: Encoder, spec: WindowSpec, batch_size: int, audio_seconds: float,
@@ -207,12 +225,18 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                "produced_by": "python -m benchmark.bench " + " ".join(argv),
                                "model": encoder.name, "device": str(device), "batch_size": batch,
-                               "window_seconds": window, "machine": machine(), "versions": package_versions()}
+                               "window_seconds": window, "file_format": config.get("file_format", "wav"),
+                               "machine": machine(), "versions": package_versions()}
     console.print(f"bench: {encoder.name} on {device}, batch {batch}, window {window:g} s, "
                   f"{config['clips']} clips x {config['clip_seconds']:g} s, median of {repeats}")
     with tempfile.TemporaryDirectory() as tmp:
-        tracks = write_clips(Path(tmp) / "audio", int(config["clips"]), float(config["clip_seconds"]))
+        tracks = write_clips(Path(tmp) / "audio", int(config["clips"]), float(config["clip_seconds"]),
+                             file_format=str(config.get("file_format", "wav")))
         audio_seconds = len(tracks) * float(config["clip_seconds"])
+        decode = decode_throughput(tracks, encoder.sample_rate, repeats)
+        console.print(f"0. decode + resample ({config.get('file_format', 'wav')}, one process): {decode:.1f} s of "
+                      f"audio / s")
+        results["decode_audio_s_per_s"] = decode
         raw = forward_throughput(encoder, spec, batch, audio_seconds, repeats)
         console.print(f"1. encoder forward: {raw:.1f} s of audio / s")
         pipe, cache = pipeline_throughput(encoder, tracks, spec, batch, int(config["num_workers"]), repeats,

@@ -57,10 +57,29 @@ def print_catalog(config_dir: Path, console: Console | None = None) -> None:
                        f"{f['num_layers'] + 1} x {f['dim']}", f"{f['frame_rate']:g}", f"{f['context_seconds']:g} s")
     console.print(models)
     tasks = Table(title="tasks (task=<name>)")
-    for col in ("name", "type", "outputs", "about"):
+    for col in ("name", "type", "outputs", "splits", "metrics", "about"):
         tasks.add_column(col)
     for cfg in load_configs(config_dir / "task"):
         task = build_task(cfg)
         about = (type(task).__doc__ or "").strip().splitlines()[0] if type(task).__doc__ else ""
-        tasks.add_row(cfg["name"], task.task_type, str(task.num_outputs), about)
+        tasks.add_row(cfg["name"], task.task_type, str(task.num_outputs), split_sizes(task), metric_names(task),
+                      about)
     console.print(tasks)
+
+
+def split_sizes(task: Any) -> str:
+    """``train / valid / test`` sizes of the task's split (its published or committed counts), when fixed."""
+    counts = task.expected_counts
+    if not counts:
+        return "set by its config" if task.task_type != "auto" else "from its CSV"
+    return " / ".join(f"{counts[s]:,}" for s in ("train", "valid", "test") if s in counts)
+
+
+def metric_names(task: Any) -> str:
+    """The kind's metrics, the primary one (selection, headline) first and starred."""
+    try:
+        kind = task.kind
+    except ValueError:  # a task whose kind is decided by its data (task=custom: task_type auto)
+        return "by its data"
+    rest = [m.name for m in kind.metrics if m != kind.primary]
+    return ", ".join([f"{kind.primary.name}*", *rest])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -200,8 +201,18 @@ def _protocol_ok(task, tracks, report, config: dict[str, Any]) -> bool:
 
 
 def _prepare_command(argv: list[str]) -> int:
+    from benchmark.tasks.base import SPLITS
+
     task, data_root, _ = _task_from_args(argv)
+    started = time.perf_counter()
     task.prepare(data_root)
+    try:  # say what is there now (a task whose prepare only printed manual steps has nothing to count yet)
+        tracks = task.tracks(data_root)
+    except (FileNotFoundError, UserError):
+        return 0
+    counts = {s: sum(t.split == s for t in tracks) for s in SPLITS}
+    print(f"{task.name}: ready under {data_root} ({' / '.join(f'{s} {n}' for s, n in counts.items())} tracks; "
+          f"{time.perf_counter() - started:.0f} s); `python -m benchmark check task={task.name}` verifies it")
     return 0
 
 

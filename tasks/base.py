@@ -128,6 +128,32 @@ class Task(abc.ABC):
         """Published checksums of the dataset's files: ``{path: (algorithm, hex digest)}`` (none by default)."""
         return {}
 
+    def shared_audio(self, data_root: Path) -> "SharedAudio | None":
+        """The audio collection this task reads together with other tasks, or ``None`` (the default: its own).
+
+        Why: the four MTG-Jamendo subsets (and the two NSynth tasks) label the same recordings. A task that names
+        a :class:`SharedAudio` has its features extracted once for every item of that collection and cached under
+        the collection's identity instead of its own, and reads its tracks' rows from there, so every task of the
+        collection reuses one extraction per encoder and window setting.
+        """
+        return None
+
+
+@dataclass(frozen=True)
+class SharedAudio:
+    """An audio collection several tasks read: one feature cache per encoder serves all of them.
+
+    ``identity`` replaces :meth:`Task.dataset_identity` in the cache key: everything that changes the audio read
+    for an item (release, layout), and nothing about any one task's split or labels. ``tracks`` lists every item
+    of the collection once, in a fixed order that does not depend on which files are present (the extractor's
+    shards are cut by position in it, so a later download re-extracts only the shards that gained files); each
+    task track must have the same ``track_id``, ``offset`` and ``duration`` as its item here. ``split`` and
+    ``target`` of these items are not used.
+    """
+
+    identity: dict[str, Any]
+    tracks: tuple[Track, ...]
+
 
 @dataclass
 class DatasetCheck:

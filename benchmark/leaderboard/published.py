@@ -36,6 +36,13 @@ PUBLISHED: dict[str, dict[str, Any]] = {
             ("emomusic", "r2_valence"): "emo_r2_valence",
             ("emomusic", "r2_arousal"): "emo_r2_arousal",
             ("gtzan_beat", "f_measure_pooled"): "gtzan_beat_f1",
+            ("nsynth_instrument", "accuracy"): "nsynth_instrument_acc",
+            ("nsynth_pitch", "accuracy"): "nsynth_pitch_acc",
+            ("vocalset_technique", "accuracy"): "vocalset_technique_acc",
+            ("vocalset_singer", "accuracy"): "vocalset_singer_acc",
+            **{(f"mtg_{subset}", metric): f"mtg_{subset}_{column}"
+               for subset in ("instrument", "moodtheme", "genre", "top50")
+               for metric, column in (("roc_auc", "roc_auc"), ("average_precision", "ap"))},
         },
         "models": {
             "mert-v1-95m": "MERT-v1-95M",

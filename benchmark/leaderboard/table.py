@@ -33,6 +33,8 @@ FIELD_METRICS: dict[str, tuple[str, ...]] = {
     "giantsteps_key": ("weighted_score", "ensemble_val_select"),
     "emomusic": ("r2_valence", "r2_arousal"),
     "gtzan_beat": ("f_measure", "f_measure_pooled"),
+    **{f"mtg_{subset}": ("roc_auc", "average_precision") for subset in ("top50", "genre", "moodtheme", "instrument")},
+    **{task: ("accuracy",) for task in ("nsynth_instrument", "nsynth_pitch", "vocalset_technique", "vocalset_singer")},
 }
 
 
