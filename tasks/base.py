@@ -9,9 +9,10 @@ clip or frame level): a new task of an existing kind is its module, its config a
 from __future__ import annotations
 
 import abc
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 
 from benchmark.errors import UserError
 from benchmark.resources import manifest_root
@@ -30,6 +31,15 @@ MANIFEST_ROOT = manifest_root()
 
 class DatasetMissingError(UserError, FileNotFoundError):
     """The dataset is not where the task looks; the message names the folder, the layout and the fix."""
+
+
+def warn_unknown_config_keys(task: str, cfg: Mapping[str, Any], known: Iterable[str]) -> None:
+    """Warn (once, naming the known keys) about task config keys the task does not read: a misspelt
+    ``task.window_secnds=10`` must not pass silently as the default."""
+    known = set(known)
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        warnings.warn(f"task {task}: ignoring unknown config keys {unknown}; known: {sorted(known)}", stacklevel=3)
 
 
 def missing_dataset_message(task: str, folder: Path, layout: str, fetch: str) -> str:

@@ -47,7 +47,6 @@ import hashlib
 import re
 import shutil
 import urllib.error
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from typing import Any, Mapping
 from benchmark.errors import UserError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track,
-                                  missing_dataset_message)
+                                  missing_dataset_message, warn_unknown_config_keys)
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
 
@@ -455,10 +454,7 @@ class MTGJamendoTask(Task):
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)
-        unknown = sorted(set(self.cfg) - _CONFIG_KEYS)
-        if unknown:
-            warnings.warn(f"task {self.name}: ignoring unknown config keys {unknown}; known: {sorted(_CONFIG_KEYS)}",
-                          stacklevel=2)
+        warn_unknown_config_keys(self.name, self.cfg, _CONFIG_KEYS)
 
     @property
     def subset(self) -> Subset:

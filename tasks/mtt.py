@@ -35,7 +35,6 @@ import logging
 import os
 import shutil
 import urllib.error
-import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
@@ -43,7 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from benchmark.schema import WindowedTaskSpec
-from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message
+from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message, warn_unknown_config_keys
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
 
@@ -318,10 +317,7 @@ class MagnaTagATune(Task):
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)
-        unknown = sorted(set(self.cfg) - _CONFIG_KEYS)
-        if unknown:
-            warnings.warn(f"task mtt: ignoring unknown config keys {unknown}; known: {sorted(_CONFIG_KEYS)}",
-                          stacklevel=2)
+        warn_unknown_config_keys("mtt", self.cfg, _CONFIG_KEYS)
 
     def tracks(self, data_root: Path) -> list[Track]:
         """Every clip of the committed split, with its labels from the user's annotations_final.csv.

@@ -36,7 +36,6 @@ import logging
 import re
 import tarfile
 import urllib.error
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from benchmark.checksums import hash_file
 from benchmark.errors import UserError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (
-    MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track, missing_dataset_message,
+    MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track, missing_dataset_message, warn_unknown_config_keys,
 )
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
@@ -393,10 +392,7 @@ class NSynthTask(Task):
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         super().__init__(cfg)
-        unknown = sorted(set(self.cfg) - _CONFIG_KEYS)
-        if unknown:
-            warnings.warn(f"task {self.name}: ignoring unknown config keys {unknown}; known: {sorted(_CONFIG_KEYS)}",
-                          stacklevel=2)
+        warn_unknown_config_keys(self.name, self.cfg, _CONFIG_KEYS)
 
     def target(self, note: Note) -> int:
         raise NotImplementedError
