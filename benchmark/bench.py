@@ -12,6 +12,10 @@ Every figure is measured in the same process, side by side, as the median of sev
 5. peak resident memory of extraction at N and 4N clips (fresh processes);
 6. feature-cache bytes per hour of audio per layer.
 
+Every compute stage is also put against the machine's own limit (:mod:`benchmark.peak`): the dense-matmul peak
+measured here in fp32 and bf16, the encoder's FLOPs per second of audio (counted by torch's FlopCounterMode),
+and for stages 1, 2 and 4 the achieved GFLOP/s and its fraction of the measured peak of the dtype they run in.
+
 The figures are printed and written as JSON under ``results/bench/`` with the machine description.
 """
 from __future__ import annotations
@@ -42,13 +46,21 @@ from benchmark.encoders.base import Encoder, window_forward
 from benchmark.errors import ConfigError
 from benchmark.evaluation import ClipEvaluator
 from benchmark.extract import extract_split
-from benchmark.probe import make_heads
+from benchmark.peak import PEAK_DTYPES, count_flops, encoder_flops_per_audio_second, peak_gflops, size_sweep
+from benchmark.probe import LayerSweepProbe, head_losses, make_heads
 from benchmark.record import package_versions
 from benchmark.run_checks import compute_device
 from benchmark.sweep import train_sweep
 from benchmark.tasks.base import Track
 
 FILE_RATE = 44100  # synthetic files are written at a rate no encoder uses, so resampling is part of the cost
+# the probe heads of stage 4 and their training batch (shared by the timing and the FLOP count)
+PROBE = {"hidden": 512, "dropout": 0.2, "standardize": True}
+PROBE_BATCH = 64
+PROBE_CLASSES = 10
+# model.dtype spellings -> the names of benchmark.peak.PEAK_DTYPES
+DTYPE_NAMES = {"fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16",
+               "float16": "fp16"}
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -155,8 +167,79 @@ def seed_style_throughput(encoder: Encoder, tracks: list[Track], repeats: int) -
     return audio_seconds / median_time(run, repeats)
 
 
-def probe_timing(num_states: int, dim: int, windows: int, epochs: int, repeats: int) -> dict[str, float]:
-    """Wall time of one single-layer probe and of the full sweep on the same synthetic cached features."""
+def stage_flop_rate(flops: float, seconds: float, peak: float | None) -> dict[str, float | None]:
+    """Achieved GFLOP/s of ``flops`` done in ``seconds``, and its fraction of the measured ``peak`` (GFLOP/s).
+
+    Why a fraction of a measured peak: it says how much of what this machine can reach the stage uses (see
+    :mod:`benchmark.peak`). None where it cannot be said: no FLOPs counted (work outside torch) or no peak for
+    the dtype (not native here, or not measured, e.g. fp16).
+    """
+    gflops = flops / seconds / 1e9 if flops > 0 and seconds > 0 else None
+    fraction = gflops / peak if gflops is not None and peak else None
+    return {"gflops": gflops, "fraction_of_peak": fraction}
+
+
+def describe_rate(rate: dict[str, float | None], dtype: str) -> str:
+    """``52.1 GFLOP/s, 0.61 of the fp32 peak`` for the console, saying why a figure is missing."""
+    if rate["gflops"] is None:
+        return "FLOPs not counted (computed outside torch)"
+    if rate["fraction_of_peak"] is None:
+        return f"{rate['gflops']:.1f} GFLOP/s, no measured {dtype} peak"
+    return f"{rate['gflops']:.1f} GFLOP/s, {rate['fraction_of_peak']:.2g} of the {dtype} peak"
+
+
+def machine_peaks(device: torch.device, sizes: list[int], repeats: int) -> dict[str, Any]:
+    """The measured dense-matmul peak of every dtype in :data:`~benchmark.peak.PEAK_DTYPES`, with the per-size
+    figures and the settings they depend on (threads, fp32 matmul precision), as the JSON records them."""
+    peaks: dict[str, Any] = {"device": str(device), "sizes": sizes, "repeats": repeats,
+                             "torch_threads": torch.get_num_threads(),
+                             "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    for dtype in PEAK_DTYPES:
+        sweep = size_sweep(dtype, device, sizes, repeats)
+        peaks[dtype] = {"supported": sweep is not None, "gflops": max(sweep.values()) if sweep else None,
+                        "by_size": {str(n): g for n, g in sweep.items()} if sweep else None}
+    return peaks
+
+
+def describe_peaks(peaks: dict[str, Any]) -> str:
+    """``fp32 85.7 GFLOP/s, bf16 not native here`` for the console."""
+    return ", ".join(f"{d} {peaks[d]['gflops']:.1f} GFLOP/s" if peaks[d]["supported"] else f"{d} not native here"
+                     for d in PEAK_DTYPES)
+
+
+def probe_flops_per_row(num_states: int, dim: int, layers: list[int], with_sum: bool) -> tuple[float, float]:
+    """``(train, eval)`` FLOPs per feature row of the sweep's heads, counted with FlopCounterMode.
+
+    Counted, not computed from ``probe.hidden``: one training step (forward, loss, backward) and one eval-mode
+    forward of the very module :func:`~benchmark.sweep.train_sweep` trains, on one batch of :data:`PROBE_BATCH`
+    rows, divided by the rows (every product is linear in them). The count includes what a formula would likely
+    miss, such as the input gradient the backward computes whenever weighted-sum heads are present.
+    """
+    heads = make_heads(layers, with_sum, [1e-3])
+    evaluator = ClipEvaluator("multiclass", [str(c) for c in range(PROBE_CLASSES)], np.arange(1), np.zeros(1))
+    model = LayerSweepProbe(heads, num_states, dim, PROBE_CLASSES, "cross_entropy", evaluator,
+                            np.zeros((num_states, dim), np.float32), np.ones((num_states, dim), np.float32),
+                            hidden=int(PROBE["hidden"]), dropout=float(PROBE["dropout"]))
+    x = torch.randn(PROBE_BATCH, num_states, dim)
+    y = torch.randint(0, PROBE_CLASSES, (PROBE_BATCH,))
+
+    def train_step() -> None:
+        model.train()
+        head_losses(model.loss, model(x), y).sum().backward()
+
+    def eval_step() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+
+    return count_flops(train_step) / PROBE_BATCH, count_flops(eval_step) / PROBE_BATCH
+
+
+def probe_timing(num_states: int, dim: int, windows: int, epochs: int, repeats: int) -> dict[str, Any]:
+    """Wall time of one single-layer probe and of the full sweep on the same synthetic cached features, and the
+    FLOPs of one epoch of each (training rows forward + backward, validation rows forward; see
+    :func:`probe_flops_per_row`) with the GFLOP/s achieved over the ``epochs`` trained (the wall time also holds
+    the final valid/test predictions and Lightning's setup, so the rate is a slight underestimate)."""
     rng = np.random.default_rng(0)
     labels = {s: rng.integers(0, 10, n) for s, n in (("train", windows), ("valid", windows // 4),
                                                     ("test", windows // 4))}
@@ -167,8 +250,8 @@ def probe_timing(num_states: int, dim: int, windows: int, epochs: int, repeats: 
         splits[split] = SplitFeatures(x, np.arange(len(y)), [str(i) for i in range(len(y))])
     evaluators = {s: ClipEvaluator("multiclass", [str(c) for c in range(10)], splits[s].window_track, labels[s])
                   for s in ("valid", "test")}
-    probe = {"hidden": 512, "dropout": 0.2, "standardize": True}
-    trainer = {"max_epochs": epochs, "patience": epochs + 1, "batch_size": 64, "progress_bar": False}
+    probe = dict(PROBE)
+    trainer = {"max_epochs": epochs, "patience": epochs + 1, "batch_size": PROBE_BATCH, "progress_bar": False}
 
     def sweep(layers: list[int], with_sum: bool) -> Callable[[], object]:
         heads = make_heads(layers, with_sum, [1e-3])
@@ -177,8 +260,16 @@ def probe_timing(num_states: int, dim: int, windows: int, epochs: int, repeats: 
 
     single = median_time(sweep([num_states // 2], False), repeats)
     full = median_time(sweep(list(range(num_states)), True), repeats)
-    return {"states": num_states, "dim": dim, "single_layer_seconds": single, "full_sweep_seconds": full,
-            "heads": num_states + 1, "ratio": full / single}
+    timing: dict[str, Any] = {"states": num_states, "dim": dim, "single_layer_seconds": single,
+                              "full_sweep_seconds": full, "heads": num_states + 1, "ratio": full / single,
+                              "flops_counted": "FlopCounterMode: one training step and one eval forward, per row"}
+    for name, layers, with_sum, seconds in (("single_layer", [num_states // 2], False, single),
+                                            ("full_sweep", list(range(num_states)), True, full)):
+        train_row, eval_row = probe_flops_per_row(num_states, dim, layers, with_sum)
+        epoch_flops = train_row * windows + eval_row * len(labels["valid"])
+        timing[f"{name}_epoch_flops"] = epoch_flops
+        timing[f"{name}_gflops"] = epochs * epoch_flops / seconds / 1e9
+    return timing
 
 
 def peak_memory(model_overrides: list[str], clips: int, clip_seconds: float, device: str) -> float:
@@ -229,6 +320,18 @@ def main(argv: list[str]) -> int:
                                "machine": machine(), "versions": package_versions()}
     console.print(f"bench: {encoder.name} on {device}, batch {batch}, window {window:g} s, "
                   f"{config['clips']} clips x {config['clip_seconds']:g} s, median of {repeats}")
+    peak_cfg = config.get("peak") or {}
+    sizes = [int(n) for n in peak_cfg.get("sizes", [1024, 2048, 4096])]
+    peak_repeats = int(peak_cfg.get("repeats", repeats))
+    peaks = machine_peaks(device, sizes, peak_repeats)
+    console.print(f"peak dense matmul on {device} ({peaks['torch_threads']} threads, measured, best of sizes "
+                  f"{sizes}): {describe_peaks(peaks)}")
+    dtype = DTYPE_NAMES.get(str(config["model"].get("dtype", "fp32")), str(config["model"].get("dtype")))
+    peak = peaks[dtype]["gflops"] if dtype in PEAK_DTYPES else None
+    flops_per_audio_s = encoder_flops_per_audio_second(encoder, window)
+    console.print(f"encoder: {flops_per_audio_s / 1e9:.2f} GFLOP per second of audio (FlopCounterMode, one "
+                  f"{window:g} s window), runs in {dtype}")
+    results.update(peak=peaks, encoder_dtype=dtype, encoder_gflop_per_audio_second=flops_per_audio_s / 1e9)
     with tempfile.TemporaryDirectory() as tmp:
         tracks = write_clips(Path(tmp) / "audio", int(config["clips"]), float(config["clip_seconds"]),
                              file_format=str(config.get("file_format", "wav")))
@@ -238,25 +341,41 @@ def main(argv: list[str]) -> int:
                       f"audio / s")
         results["decode_audio_s_per_s"] = decode
         raw = forward_throughput(encoder, spec, batch, audio_seconds, repeats)
-        console.print(f"1. encoder forward: {raw:.1f} s of audio / s")
+        raw_rate = stage_flop_rate(flops_per_audio_s * raw, 1.0, peak)
+        console.print(f"1. encoder forward: {raw:.1f} s of audio / s; {describe_rate(raw_rate, dtype)}")
         pipe, cache = pipeline_throughput(encoder, tracks, spec, batch, int(config["num_workers"]), repeats,
                                           Path(tmp) / "cache")
-        console.print(f"2. extraction pipeline: {pipe:.1f} s/s; ratio 2/1 = {pipe / raw:.3f} (target >= 0.9)")
+        pipe_rate = stage_flop_rate(flops_per_audio_s * pipe, 1.0, peak)
+        console.print(f"2. extraction pipeline: {pipe:.1f} s/s; ratio 2/1 = {pipe / raw:.3f} (target >= 0.9); "
+                      f"{describe_rate(pipe_rate, dtype)}")
         seed = seed_style_throughput(encoder, tracks, repeats)
         if seed is not None:
             console.print(f"3. seed-style loop: {seed:.1f} s/s; pipeline is {pipe / seed:.2f}x faster")
         cache_bytes = cache.disk_bytes()
     results.update(encoder_forward_audio_s_per_s=raw, pipeline_audio_s_per_s=pipe, pipeline_over_forward=pipe / raw,
-                   seed_style_audio_s_per_s=seed, pipeline_over_seed_style=(pipe / seed) if seed else None)
+                   seed_style_audio_s_per_s=seed, pipeline_over_seed_style=(pipe / seed) if seed else None,
+                   encoder_forward_flop_rate=raw_rate, pipeline_flop_rate=pipe_rate)
 
+    # the probes train where Lightning's accelerator=auto puts them: against that device's fp32 peak
+    probe_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    probe_peak = (peaks["fp32"]["gflops"] if probe_device.type == device.type
+                  else peak_gflops("fp32", probe_device, sizes, peak_repeats))
+    results["probe_fp32_peak_gflops"] = probe_peak
     probes = []
     for states, dim in zip(config["probe"]["layer_counts"], config["probe"]["dims"]):
         timing = probe_timing(int(states), int(dim), int(config["probe"]["windows"]), int(config["probe"]["epochs"]),
                               repeats)
+        for name in ("single_layer", "full_sweep"):
+            timing[f"{name}_fraction_of_fp32_peak"] = stage_flop_rate(timing[f"{name}_gflops"] * 1e9, 1.0,
+                                                                      probe_peak)["fraction_of_peak"]
         probes.append(timing)
         console.print(f"4. probes, {states} states x {dim}: one layer {timing['single_layer_seconds']:.2f} s, "
                       f"full sweep ({timing['heads']} heads) {timing['full_sweep_seconds']:.2f} s; "
                       f"ratio {timing['ratio']:.2f} (target <= 1.5)")
+        for name, label in (("single_layer", "one layer"), ("full_sweep", "full sweep")):
+            rate = {"gflops": timing[f"{name}_gflops"], "fraction_of_peak": timing[f"{name}_fraction_of_fp32_peak"]}
+            console.print(f"   {label}: {timing[f'{name}_epoch_flops'] / 1e9:.2f} GFLOP per epoch (heads' "
+                          f"matmuls, counted), {describe_rate(rate, 'fp32')} on {probe_device.type}")
     results["probes"] = probes
 
     n = int(config["memory_clips"])
