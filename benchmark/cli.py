@@ -210,9 +210,11 @@ def _prepare_command(argv: list[str]) -> int:
         tracks = task.tracks(data_root)
     except (FileNotFoundError, UserError):
         return 0
-    counts = {s: sum(t.split == s for t in tracks) for s in SPLITS}
-    print(f"{task.name}: ready under {data_root} ({' / '.join(f'{s} {n}' for s, n in counts.items())} tracks; "
-          f"{time.perf_counter() - started:.0f} s); `python -m benchmark check task={task.name}` verifies it")
+    present = {s: sum(t.split == s and t.path.is_file() for t in tracks) for s in SPLITS}
+    listed = {s: sum(t.split == s for t in tracks) for s in SPLITS}
+    shown = " / ".join(f"{s} {present[s]}" + ("" if present[s] == listed[s] else f" of {listed[s]}") for s in SPLITS)
+    print(f"{task.name}: {shown} tracks present under {data_root} ({time.perf_counter() - started:.0f} s); "
+          f"`python -m benchmark check task={task.name}` verifies them")
     return 0
 
 
