@@ -3,6 +3,9 @@
 Every figure is measured in the same process, side by side, as the median of several repeats:
 
 1. raw encoder forward throughput (seconds of audio per second) at the configured batch size;
+1b. the same forward in fp32 and in bf16 (a second encoder from the same model config with ``dtype: bf16``, so
+   the same weights), timed interleaved, their speed-up, and the relative difference of the hidden states
+   (``bench.yaml``'s ``bf16: false`` turns it off; skipped where bf16 is not native or the encoder refuses it);
 2. the full extraction pipeline (files on disk -> decode -> resample -> window -> encoder -> pooled cache) and its
    ratio to 1;
 3. a "seed-style" loop (transformers feature extractor, one whole clip per forward, stacking hidden states) and
@@ -46,6 +49,7 @@ from benchmark.encoders.base import Encoder, window_forward
 from benchmark.errors import ConfigError
 from benchmark.evaluation import ClipEvaluator
 from benchmark.extract import extract_split
+from benchmark import peak as peaklib  # module reference: bf16_supported is looked up when called
 from benchmark.peak import PEAK_DTYPES, count_flops, encoder_flops_per_audio_second, peak_gflops, size_sweep
 from benchmark.probe import LayerSweepProbe, head_losses, make_heads
 from benchmark.record import package_versions
@@ -126,6 +130,105 @@ def forward_throughput(encoder: Encoder, spec: WindowSpec, batch_size: int, audi
                 forward(x)
 
     return batches * batch_size * spec.window / median_time(run, repeats)
+
+
+def interleaved_median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each of ``fns`` over ``repeats`` rounds that run every function once, after one
+    untimed warm-up call of each.
+
+    Why interleaved: timed one after the other, a change in the machine's load (another job, clock or thermal
+    state) between the two blocks of repeats would read as a difference between the functions; alternating them
+    exposes both to the same conditions. The order is reversed every other round (A B, B A, ...) so neither
+    always runs right after the other.
+    """
+    for fn in fns.values():
+        fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(max(1, repeats)):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            fns[name]()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether ``b`` holds ``a``'s weights in its own dtype: every state-dict entry of ``a``, cast to the dtype of
+    ``b``'s, equals ``b``'s exactly (same keys and shapes). True for two parameter-free encoders."""
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys():
+        return False
+    for key, ta in sa.items():
+        tb = sb[key]
+        if ta.shape != tb.shape or not torch.equal(ta.to(device=tb.device, dtype=tb.dtype), tb):
+            return False
+    return True
+
+
+def hidden_state_rel_diff(reference: torch.Tensor, other: torch.Tensor) -> list[float]:
+    """``||other - reference|| / ||reference||`` (Frobenius, in float64) of each hidden state ``[L+1, ...]``."""
+    ref, oth = reference.detach().cpu().double(), other.detach().cpu().double()
+    diffs = []
+    for r, o in zip(ref, oth):
+        norm = float(torch.linalg.vector_norm(r))
+        diffs.append(float(torch.linalg.vector_norm(o - r)) / norm if norm > 0 else float("nan"))
+    return diffs
+
+
+def bf16_comparison(model_cfg: dict[str, Any], device: torch.device, spec: WindowSpec, batch_size: int,
+                    audio_seconds: float, repeats: int, fp32_encoder: Encoder | None = None) -> dict[str, Any]:
+    """Raw forward throughput of the encoder in fp32 and in bf16, timed interleaved, and how far apart their
+    hidden states are on the same random input.
+
+    Both encoders come from ``model_cfg`` (``dtype`` set to ``fp32`` and ``bf16``), so they hold the same weights:
+    a random-init config rebuilds them from its seed, a checkpoint from the same files; ``same_weights`` records
+    that the bf16 weights are exactly the fp32 ones cast. ``fp32_encoder``, when given, is used as the fp32 one
+    (it must be that config's encoder in fp32). Returns ``{"ran": False, "reason": ...}`` where bf16 is not
+    native on ``device`` (:func:`benchmark.peak.bf16_supported`; an emulated bf16 would time a slow fallback) or
+    the encoder refuses bf16 (the baselines' ConfigError); else ``ran: True`` with both throughputs (seconds of
+    audio per second, medians), ``speedup`` (bf16 / fp32) and ``hidden_rel_diff`` (per hidden state, its max and
+    mean over them).
+    """
+    name = str(model_cfg.get("name") or model_cfg.get("kind"))
+    if not peaklib.bf16_supported(device):
+        return {"ran": False, "reason": f"bf16 is not native on {device} (benchmark.peak.bf16_supported)"}
+    try:
+        bf16_encoder = build_encoder({**model_cfg, "dtype": "bf16"}).to(device)
+    except ConfigError as exc:
+        return {"ran": False, "reason": f"{name} refuses dtype=bf16: {exc}"}
+    if fp32_encoder is None:
+        fp32_encoder = build_encoder({**model_cfg, "dtype": "fp32"}).to(device)
+    encoders = {"fp32": fp32_encoder, "bf16": bf16_encoder}
+    window = int(spec.window * fp32_encoder.sample_rate)
+    batches = max(1, round(audio_seconds / spec.window / batch_size))
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.randn(batch_size, window, generator=generator) * 0.1).to(device)
+
+    def runner(encoder: Encoder) -> Callable[[], None]:
+        forward = window_forward(encoder)
+
+        def run() -> None:
+            with torch.inference_mode():
+                for _ in range(batches):
+                    forward(x)
+
+        return run
+
+    seconds = interleaved_median_times({d: runner(e) for d, e in encoders.items()}, repeats)
+    throughput = {d: batches * batch_size * spec.window / seconds[d] for d in encoders}
+    with torch.inference_mode():
+        states = {d: window_forward(e)(x)[0] for d, e in encoders.items()}
+    diffs = hidden_state_rel_diff(states["fp32"], states["bf16"])
+    return {"ran": True, "fp32_audio_s_per_s": throughput["fp32"], "bf16_audio_s_per_s": throughput["bf16"],
+            "speedup": throughput["bf16"] / throughput["fp32"], "repeats": repeats, "batch_size": batch_size,
+            "batches_per_repeat": batches, "window_seconds": spec.window,
+            "timing": "interleaved fp32/bf16 rounds (order reversed every other round), medians, one warm-up each",
+            "same_weights": same_weights(fp32_encoder, bf16_encoder),
+            "hidden_rel_diff": {"per_state": diffs, "max": max(diffs), "mean": statistics.fmean(diffs),
+                                "measure": "||h_bf16 - h_fp32|| / ||h_fp32|| per hidden state, one random batch"}}
 
 
 def pipeline_throughput(encoder: Encoder, tracks: list[Track], spec: WindowSpec, batch_size: int,
@@ -343,6 +446,26 @@ def main(argv: list[str]) -> int:
         raw = forward_throughput(encoder, spec, batch, audio_seconds, repeats)
         raw_rate = stage_flop_rate(flops_per_audio_s * raw, 1.0, peak)
         console.print(f"1. encoder forward: {raw:.1f} s of audio / s; {describe_rate(raw_rate, dtype)}")
+        if config.get("bf16", True):
+            comparison = bf16_comparison(config["model"], device, spec, batch, audio_seconds, repeats,
+                                         fp32_encoder=encoder if dtype == "fp32" else None)
+        else:
+            comparison = {"ran": False, "reason": "bf16: false in the bench config"}
+        if comparison["ran"]:
+            for d in ("fp32", "bf16"):
+                comparison[f"{d}_flop_rate"] = stage_flop_rate(flops_per_audio_s * comparison[f"{d}_audio_s_per_s"],
+                                                               1.0, peaks[d]["gflops"])
+            diff = comparison["hidden_rel_diff"]
+            console.print(f"1b. fp32 vs bf16 forward, interleaved: fp32 {comparison['fp32_audio_s_per_s']:.1f} s/s, "
+                          f"bf16 {comparison['bf16_audio_s_per_s']:.1f} s/s; speed-up {comparison['speedup']:.2f}x")
+            console.print(f"   hidden states, ||h_bf16 - h_fp32|| / ||h_fp32|| over {len(diff['per_state'])} layers: "
+                          f"max {diff['max']:.2e}, mean {diff['mean']:.2e}"
+                          + ("" if comparison["same_weights"] else "; WARNING: the bf16 weights differ from fp32's"))
+            console.print(f"   fp32 {describe_rate(comparison['fp32_flop_rate'], 'fp32')}; "
+                          f"bf16 {describe_rate(comparison['bf16_flop_rate'], 'bf16')}")
+        else:
+            console.print(f"1b. fp32 vs bf16 forward: skipped ({comparison['reason']})")
+        results["bf16_comparison"] = comparison
         pipe, cache = pipeline_throughput(encoder, tracks, spec, batch, int(config["num_workers"]), repeats,
                                           Path(tmp) / "cache")
         pipe_rate = stage_flop_rate(flops_per_audio_s * pipe, 1.0, peak)
