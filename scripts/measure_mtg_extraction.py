@@ -1,14 +1,14 @@
 """Extraction throughput on full-length MTG-Jamendo-like MP3s, and what it means for the real 3,764 hours.
 
-Why a script and not a test: it measures, it asserts nothing. It writes ``--tracks`` tracks of the split-0 union
-at their real paths and their published full lengths (MP3, 44.1 kHz, as audio-low is; the content is the test
+Why a script and not a test: it measures, it asserts nothing. It writes eight tracks of the split-0 union at
+their real paths and their published full lengths (MP3, 44.1 kHz, as audio-low is; the content is the test
 fixture's tones, which costs the decoder and the encoder what music does), runs the suite's own extraction
 (``python -m benchmark extract task=mtg_top50``, the cache every MTG subset shares) and times it, times decoding
 alone, and projects both onto the whole collection. With ``--bench-json`` (a ``python -m benchmark.bench`` result
 from the machine that will do the real run, e.g. a GPU) it also projects the time there: the encoder's measured
-forward throughput, capped by the decoding throughput of ``--workers`` DataLoader workers.
+forward throughput, capped by the decoding throughput of ``--gpu-workers`` DataLoader workers.
 
-    python scripts/measure_mtg_extraction.py --model mert-v1-95m-random --tracks 4
+    python scripts/measure_mtg_extraction.py --model mert-v1-95m-random
 """
 from __future__ import annotations
 
@@ -24,20 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.fixtures.mtg_jamendo.make writes the audio
 
 
-def pick_tracks(count: int, max_seconds: float) -> list[str]:
-    """``count`` union tracks spread over the length distribution (quantiles), each at most ``max_seconds``."""
-    from benchmark.tasks import mtg_jamendo as mtg
+def pick_tracks() -> list[str]:
+    """The test fixture's eight real tracks (4 / 2 / 2 over the splits, in all four subsets, chosen so that every
+    subset's protocol checks pass), here at their published full lengths: 87 s to 551 s, 33 min in all."""
+    from tests.fixtures.mtg_jamendo.make import FIXTURE_TRACKS
 
-    rows = sorted((row for row, _ in mtg.union_rows() if row.duration <= max_seconds), key=lambda r: r.duration)
-    picks = [rows[int((i + 0.5) / count * len(rows))] for i in range(count)]
-    return [r.track_id for r in picks]
+    return [tid for split in ("train", "valid", "test") for tid in FIXTURE_TRACKS[split]]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mert-v1-95m-random")
-    parser.add_argument("--tracks", type=int, default=4)
-    parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers of the measured extraction")
     parser.add_argument("--bench-json", type=Path, help="a benchmark.bench result to project a GPU run from")
     parser.add_argument("--gpu-workers", type=int, default=8, help="decoding workers assumed for that run")
@@ -54,7 +51,7 @@ def main() -> int:
     from tests.fixtures.mtg_jamendo.make import write_tracks
 
     total_seconds = sum(row.duration for row, _ in mtg.union_rows())
-    ids = pick_tracks(args.tracks, args.max_seconds)
+    ids = pick_tracks()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         written = write_tracks(root / "data", ids)
