@@ -129,6 +129,7 @@ TINY = ["task=synth_beats", "model=mfcc", "task.n_train=8", "task.n_valid=4", "t
         "trainer.max_epochs=2"]
 
 
+@pytest.mark.slow  # ~5 s end to end; the pooled F itself is tested fast in this file
 def test_f_aggregation_pooled_makes_the_pooled_f_primary_end_to_end(compose_config):
     from benchmark.runner import run
 

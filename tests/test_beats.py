@@ -424,6 +424,7 @@ SMALL_BEATS = ["task=synth_beats", "task.n_train=16", "task.n_valid=6", "task.n_
                "trainer.max_epochs=6", "trainer.batch_size=128", "probe.hidden=32"]
 
 
+@pytest.mark.slow  # ~6 s; the frame path runs by default in the gtzan_beat end-to-end test
 def test_synth_beats_end_to_end_caches_only_the_requested_layers(compose_config):
     encoder = OnsetEncoder()
     config = compose_config(*SMALL_BEATS, "layers=[1,2]")

@@ -220,6 +220,7 @@ def test_synth_chord_frames_sizes_are_overridable_and_in_the_identity() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow  # ~15 s; the chord_frames kind, evaluator and frame layout have their own fast tests
 def test_synth_chord_frames_runs_end_to_end_and_beats_chance(compose_config) -> None:
     config = compose_config("task=synth_chord_frames", "model=mfcc", "task.n_train=32", "task.n_valid=8",
                             "task.n_test=8", "trainer.max_epochs=6")

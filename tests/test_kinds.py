@@ -161,6 +161,7 @@ def test_lower_is_better_primary_selects_the_minimum_checkpoint_and_layer(error_
     assert selected.valid["error_rate_test"] < 0.5  # ... not a noise layer at chance (0.75 error)
 
 
+@pytest.mark.slow  # ~6 s; a run of a lower-is-better kind is tested by default below
 def test_lower_is_better_selection_mirrors_the_higher_is_better_one(error_kind) -> None:
     """error = 1 - accuracy: minimising the one must take every decision that maximising the other takes
     (epochs kept, heads stopped, learning rates halved, rates per layer, the layer), at the same numbers."""

@@ -121,6 +121,7 @@ def test_layers_weighted_sum_trains_the_weighted_sum_heads_alone():
         resolve_layers("weighted_sum", 1)
 
 
+@pytest.mark.slow  # ~5 s end to end
 def test_a_weighted_sum_run_records_the_weighted_sum_only(compose_config):
     config = compose_config(*SMALL_CHORDS, "layers=weighted_sum", "probe.weighted_sum_layers=transformer",
                             "probe.weighted_sum_init=randn", "probe.lr=[1e-3,1e-2]")

@@ -61,6 +61,7 @@ def test_second_run_reads_the_cache_and_never_runs_the_encoder(compose_config):
     assert moved.calls > 0
 
 
+@pytest.mark.slow  # ~15 s; resolve_layers and sweep_heads have fast tests in test_marble_probe.py
 def test_layers_override_restricts_the_sweep(compose_config):
     record = run(compose_config(*SMALL_CHORDS, "trainer.max_epochs=2", "layers=[1,3]"), console=_quiet(),
                  encoder=PlantedEncoder(planted=3))

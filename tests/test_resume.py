@@ -138,6 +138,7 @@ print(json.dumps({{"calls": enc.calls}}))
 '''
 
 
+@pytest.mark.slow  # ~9 s (a killed subprocess); shard reuse after an interrupt is tested by default above
 def test_sigkill_mid_extraction_leaves_complete_shards_and_a_rerun_finishes_the_rest(tmp_path):
     script = tmp_path / "extract.py"
     script.write_text(SCRIPT.format(repo=str(REPO_ROOT)))
