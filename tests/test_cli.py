@@ -33,6 +33,7 @@ def test_list_names_every_model_and_task():
     assert "25 x 1024" in out.stdout  # MERT-v1-330M: 24 layers + embedding, 1024 wide
 
 
+@pytest.mark.slow  # ~5 s; hidden states against the reference run by default in test_mert_native.py
 def test_embed_writes_the_reference_hidden_states(tmp_path):
     fixture = FIXTURES / "v1-95m-tiny"
     audio = np.load(fixture / "expected" / "input_values.npy")

@@ -95,6 +95,7 @@ def test_data_root_that_is_a_file_is_refused(compose_config, tmp_path: Path) -> 
         run(config, console=Console(quiet=True))
 
 
+@pytest.mark.slow  # ~7 s (a subprocess); the same refusal in process is tested by default
 def test_a_bad_value_reaches_the_user_from_the_cli_before_any_work(tmp_path: Path) -> None:
     out = _cli("run", "model=mfcc", "layers=[3]", tmp=tmp_path)
     assert out.returncode != 0

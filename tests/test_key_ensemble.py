@@ -257,6 +257,7 @@ def test_train_sweep_scores_test_with_each_heads_validation_strategy():
         assert r.valid["ensemble_best"] == pytest.approx(max(epoch[h] for epoch in model.history), abs=1e-6)
 
 
+@pytest.mark.slow  # ~5 s end to end; the ensemble strategies have fast tests in this file
 def test_end_to_end_marble_run_records_val_select(compose_config, tmp_path, monkeypatch):
     from benchmark.runner import run
     from tests.test_task_giantsteps_key import _copy_annotations, _tonal_preview

@@ -259,6 +259,7 @@ def _ddp_worker(ranks, processes: int) -> dict:
             "mix": model.mix_logits.detach().numpy().copy()}
 
 
+@pytest.mark.slow  # ~7 s (two processes); DDP launch runs by default in test_distributed.py
 def test_two_processes_train_track_batches_as_one_process():
     from benchmark.distributed import SINGLE_PROCESS, DistributedSettings, launch
 

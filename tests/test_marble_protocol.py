@@ -176,6 +176,7 @@ def test_nsynth_trains_for_at_most_50_epochs_and_the_record_keeps_it():
     assert _marble("mert-v1-95m", "vocalset_singer")["trainer"]["max_epochs"] == 100
 
 
+@pytest.mark.slow  # ~24 s (32 Hydra compositions); each task's marble windows are also checked by default above
 def test_tasks_that_share_features_compose_the_same_windows():
     """The four mtg_* tasks, the two nsynth_* and the two vocalset_* tasks each read one shared feature cache; the
     protocol must not give them different windows (a model MARBLE does not cover included). The windows depend on
