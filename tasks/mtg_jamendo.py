@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from benchmark.checksums import file_sha256
 from benchmark.errors import UserError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track,
@@ -319,7 +320,7 @@ def _union_rows(split_dir: Path) -> tuple[tuple[Row, str], ...]:
 def _sha256_files(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()
 
 

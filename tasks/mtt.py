@@ -29,7 +29,6 @@ import csv
 import dataclasses
 import functools
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -41,8 +40,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from benchmark.checksums import file_sha256
 from benchmark.schema import WindowedTaskSpec
-from benchmark.tasks.base import MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message, warn_unknown_config_keys
+from benchmark.tasks.base import (MANIFEST_ROOT, DatasetMissingError, Task, Track, missing_dataset_message,
+                                  warn_unknown_config_keys)
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
 
@@ -186,10 +187,6 @@ def read_tag_list(path: Path | str = TAGS_FILE) -> list[str]:
     return tags
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # annotations_final.csv
 
@@ -291,7 +288,7 @@ def verify_top50(annotations: Annotations, labels: Sequence[str], path: Path, co
             f"{path}: its 50 most frequent tags differ from the task's label list {TAGS_FILE}: "
             f"more frequent here but not in the list: {', '.join(f'{t} ({c})' for c, t in above)}; "
             f"in the list but less frequent: {', '.join(f'{t} ({c})' for c, t in below)}. "
-            f"The published file has sha256 {SOURCES[ANNOTATIONS][1]}, this one {_sha256(path)}; "
+            f"The published file has sha256 {SOURCES[ANNOTATIONS][1]}, this one {file_sha256(path)}; "
             f"fetch it with `python -m benchmark prepare mtt`.")
     unordered = [(labels[i], ours[i], labels[i + 1], ours[i + 1]) for i in range(len(labels) - 1)
                  if ours[i] < ours[i + 1]]
@@ -371,8 +368,8 @@ class MagnaTagATune(Task):
 
     def dataset_identity(self) -> dict[str, Any]:
         """Split version and the label list: what decides which clips are read and the order of their labels."""
-        return {"task": self.name, "split": SPLIT_VERSION, "manifest_sha256": _sha256(CLIPS_FILE),
-                "labels": TAG_ORDER, "labels_sha256": _sha256(TAGS_FILE)}
+        return {"task": self.name, "split": SPLIT_VERSION, "manifest_sha256": file_sha256(CLIPS_FILE),
+                "labels": TAG_ORDER, "labels_sha256": file_sha256(TAGS_FILE)}
 
     def prepare(self, data_root: Path) -> None:
         """Download annotations_final.csv and mp3.zip.001-003 (sha256-checked, resumable), join the parts into

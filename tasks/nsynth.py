@@ -30,7 +30,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -41,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from benchmark.checksums import hash_file
+from benchmark.checksums import file_sha256, hash_file
 from benchmark.errors import UserError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (
-    MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track, missing_dataset_message, warn_unknown_config_keys,
+    MANIFEST_ROOT, SPLITS, DatasetMissingError, SharedAudio, Task, Track, missing_dataset_message,
+    warn_unknown_config_keys,
 )
 from benchmark.tasks.download import download, extract
 from benchmark.tasks.registry import register_task
@@ -182,10 +182,6 @@ def read_test_notes(path: Path = TEST_NOTES_FILE) -> tuple[TestNote, ...]:
     if len({n.note for n in out}) != len(out):
         raise ValueError(f"{path}: a note is listed twice")
     return tuple(out)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -415,7 +411,7 @@ class NSynthTask(Task):
     def dataset_identity(self) -> dict[str, Any]:
         """The split, the committed test list and the label encoding: what decides a note's split and label."""
         return {"task": self.name, "release": SHARED_IDENTITY["release"], "split": SPLIT_VERSION,
-                "test_notes_sha256": _sha256(TEST_NOTES_FILE), "labels": self.label_rule()}
+                "test_notes_sha256": file_sha256(TEST_NOTES_FILE), "labels": self.label_rule()}
 
     def label_rule(self) -> Any:
         raise NotImplementedError

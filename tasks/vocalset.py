@@ -28,7 +28,6 @@ both tasks.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import logging
@@ -41,6 +40,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from benchmark.checksums import file_sha256
 from benchmark.errors import UserError
 from benchmark.schema import WindowedTaskSpec
 from benchmark.tasks.base import (
@@ -224,10 +224,6 @@ def all_chunks() -> list[Chunk]:
     The order is fixed and does not depend on the files present: it is the shared collection's item order.
     """
     return sorted((c for chunks in _lists()["singer"].values() for c in chunks), key=lambda c: c.entry)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -523,7 +519,7 @@ class VocalSetTask(Task):
         """The lists (version and content), the label order and the audio release: what decides a track's audio
         and label."""
         return {"task": self.name, "split": SPLIT_VERSION, "labels": list(self.labels),
-                "lists_sha256": {s: _sha256(MANIFEST_DIR / f) for s, f in LIST_FILES[self.list_key].items()},
+                "lists_sha256": {s: file_sha256(MANIFEST_DIR / f) for s, f in LIST_FILES[self.list_key].items()},
                 "audio": f"{ARCHIVE_NAME} md5 {ARCHIVE_MD5}, MARBLE v1 preprocessing ({CHUNK_SAMPLES}-sample "
                          f"chunks)"}
 
