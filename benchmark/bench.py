@@ -45,6 +45,7 @@ from benchmark.cache import FeatureCache, SplitFeatures
 from benchmark.cli import _compose, _resolved
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
+from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.encoders.base import Encoder, window_forward
 from benchmark.errors import ConfigError
 from benchmark.evaluation import ClipEvaluator
@@ -385,7 +386,7 @@ def peak_memory(model_overrides: list[str], clips: int, clip_seconds: float, dev
 
 def _memory_child(clips: int, clip_seconds: float, device: str, overrides: list[str]) -> None:
     config = _resolved(_compose("bench", overrides))
-    encoder = build_encoder(config["model"]).to(compute_device(device))
+    encoder = build_encoder(config["model"], compute_device(device)).to(compute_device(device))
     spec = WindowSpec(config.get("window_seconds") or encoder.context_seconds,
                       config.get("window_seconds") or encoder.context_seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -411,7 +412,8 @@ def main(argv: list[str]) -> int:
     config = _resolved(_compose("bench", argv))
     console = make_console()
     device = compute_device(config["device"])
-    encoder = build_encoder(config["model"]).to(device)
+    config["model"] = with_resolved_dtype(config["model"], device)  # model.dtype=auto: what runs on this device
+    encoder = build_encoder(config["model"], device).to(device)
     window = config.get("window_seconds") or encoder.context_seconds
     spec = WindowSpec(window, window)
     batch = int(config.get("batch_size") or config["model"].get("batch_size", 4))

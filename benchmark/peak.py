@@ -12,49 +12,16 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.encoders.base import Encoder, window_forward
+from benchmark.precision import bf16_supported
 
 # the dtypes whose peak is measured, by the names model configs use (model.dtype)
 PEAK_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
-# /proc/cpuinfo flags of x86 CPUs with native bf16 dot products (without them torch emulates bf16: no real peak)
-CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_flags(cpuinfo: Path | None = None) -> set[str]:
-    """The CPU feature flags the kernel reports in ``cpuinfo`` (default :data:`CPUINFO`); empty where there is no
-    such file (macOS, Windows), which reads as "no native bf16".
-
-    Why the file and not a library: it is what the OS saw on this very machine, and needs no extra dependency.
-    """
-    try:
-        text = (cpuinfo or CPUINFO).read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags") and ":" in line:
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 matmuls natively.
-
-    Why a check: where bf16 is emulated a "bf16 peak" would be a slow fallback, not a limit the encoder could
-    reach; reporting none is clearer. A CPU needs oneDNN (``torch.backends.mkldnn``) and AVX512-BF16 or AMX-BF16;
-    a GPU asks CUDA.
-    """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available()) and bool(cpu_flags() & CPU_BF16_FLAGS)
-    return False
 
 
 def dtype_supported(dtype: str, device: torch.device) -> bool:

@@ -26,6 +26,17 @@ def compute_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def encoder_device(config: dict[str, Any]) -> torch.device:
+    """Where the encoder of a run computes: ``device`` for one process; with ``trainer.devices`` > 1 the kind of
+    device Lightning gives each process (``trainer.accelerator``; ``auto`` = CUDA when there is one)."""
+    settings = distributed_settings(config.get("trainer") or {})
+    if settings.world_size == 1:
+        return compute_device(str(config.get("device", "auto")))
+    if settings.accelerator == "auto":
+        return compute_device("auto")
+    return torch.device("cuda" if settings.accelerator in ("gpu", "cuda") else "cpu")
+
+
 def window_spec(task_cfg: dict[str, Any], encoder: Encoder) -> WindowSpec:
     """The task's window/hop, defaulting to the encoder's pretraining context and non-overlapping windows.
 

@@ -22,13 +22,14 @@ from benchmark.console import make_console
 from benchmark.distributed import (SINGLE_PROCESS, Ranks, distributed_settings, launch,
                                    processes_started_externally)
 from benchmark.encoders import build_encoder
+from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
 from benchmark.interrupt import reported_interrupts
 from benchmark.probe_data import ProbeData
 from benchmark.record import record_path, run_checksum, sweep_checkpoint_path, with_dataset_fingerprint, write_record
 from benchmark.report import print_table
-from benchmark.run_checks import check_compatible, check_config, compute_device, window_spec
+from benchmark.run_checks import check_compatible, check_config, compute_device, encoder_device, window_spec
 from benchmark.run_output import RunOutcome, run_record
 from benchmark.run_tracks import check_decoded, checked_tracks
 from benchmark.settings import ProbeSettings
@@ -67,6 +68,9 @@ def extract_features(config: dict[str, Any], console: Console | None = None,
 def _in_processes(function, config: dict[str, Any], console: Console | None, encoder: Encoder | None) -> Any:
     """``function(ranks, config, console, encoder)`` in this process, or in every process of a DDP job."""
     check_config(config)
+    # model.dtype=auto becomes the precision the encoder will run in here, before anything reads the config: the
+    # record path, checksum, cache key and record name what ran
+    config = {**config, "model": with_resolved_dtype(config["model"], encoder_device(config))}
     settings = distributed_settings(config["trainer"])
     if settings.world_size == 1:
         return function(SINGLE_PROCESS, config, console, encoder)

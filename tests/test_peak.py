@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import bench, peak
+from benchmark import bench, peak, precision
 
 CPU = torch.device("cpu")
 
@@ -71,20 +71,20 @@ def test_bf16_peak_is_measured_where_the_hardware_check_says_yes(monkeypatch: py
 
 def test_cpu_bf16_check_reads_the_cpuinfo_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    monkeypatch.setattr(peak, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     for flags, expected in (("fpu avx2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("amx_bf16", True)):
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        assert peak.bf16_supported(CPU) is expected
+        assert precision.bf16_supported(CPU) is expected
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
-    assert peak.bf16_supported(CPU) is False
+    assert precision.bf16_supported(CPU) is False
 
 
 def test_cpu_flags_parses_the_first_flags_line(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
-    assert peak.cpu_flags(cpuinfo) == {"fpu", "avx512_bf16"}
-    assert peak.cpu_flags(tmp_path / "absent") == set()
+    assert precision.cpu_flags(cpuinfo) == {"fpu", "avx512_bf16"}
+    assert precision.cpu_flags(tmp_path / "absent") == set()
 
 
 def test_unknown_dtypes_are_not_measured() -> None:

@@ -297,7 +297,9 @@ class CrepeEncoder(_FrozenEncoder):
         super().__init__()
         import torchcrepe
 
-        _check_dtype(cfg)
+        self.dtype_name = str(cfg.get("dtype") or "fp32")
+        if self.dtype_name not in ("fp32", "bf16"):
+            raise ConfigError(f"model {cfg.get('name')!r}: CREPE runs in fp32 or bf16, got dtype={self.dtype_name!r}")
         capacity = cfg.get("capacity")
         if capacity not in self.CAPACITIES:
             raise ConfigError(f"crepe capacity must be one of {', '.join(self.CAPACITIES)}, got {capacity!r}")
@@ -321,6 +323,10 @@ class CrepeEncoder(_FrozenEncoder):
         self.weights_path = crepe_weights_path(capacity)
         state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
         self.net.load_state_dict(state)
+        # bf16 (model.dtype=bf16, or auto where it is native): the convolutions and the classifier run in bfloat16;
+        # framing and the per-frame z-normalisation stay in fp32 (cheap, and where rounding would shift every frame)
+        self.compute_dtype = torch.bfloat16 if self.dtype_name == "bf16" else torch.float32
+        self.net.to(self.compute_dtype)
         self.torchcrepe_version = _package_version("torchcrepe")
         self._weights_sha256: str | None = None
 
@@ -392,7 +398,7 @@ class CrepeEncoder(_FrozenEncoder):
             chunk = frames[start : start + self.chunk_frames]
             chunk = chunk - chunk.mean(dim=1, keepdim=True)
             chunk = chunk / chunk.std(dim=1, keepdim=True).clamp_min(1e-10)
-            for layer, h in enumerate(self._layer_outputs(chunk)):
+            for layer, h in enumerate(self._layer_outputs(chunk.to(self.compute_dtype))):
                 out[layer, start : start + chunk.shape[0]] = F.pad(h, (0, self.dim - h.shape[1]))
         states[:, mask] = out
         return states, frame_lengths
@@ -405,9 +411,12 @@ class CrepeEncoder(_FrozenEncoder):
         return self._weights_sha256
 
     def identity(self) -> dict[str, Any]:
+        """What produced the features. ``dtype`` appears only for bf16, so fp32 caches made before CREPE could run
+        in bf16 keep their keys."""
         return {
             "name": self.name,
             "kind": "crepe",
+            **({"dtype": self.dtype_name} if self.dtype_name != "fp32" else {}),
             "implementation": IMPLEMENTATION_VERSION,
             "torchcrepe_version": self.torchcrepe_version,
             "weights_sha256": self.weights_sha256,
@@ -464,7 +473,7 @@ def check_hop_ms(value: Any) -> None:
             "must be a positive number of milliseconds")
 
 
-@register_encoder("crepe", schema=CrepeSpec)
+@register_encoder("crepe", schema=CrepeSpec, dtypes=("fp32", "bf16"))
 def build_crepe(model_cfg: Mapping[str, Any]) -> Encoder:
     """``kind: crepe`` with ``capacity`` in ``tiny``, ``full``."""
     return CrepeEncoder(model_cfg)

@@ -543,7 +543,7 @@ class MertSpec(ModelSpec):
     # normalize_scope (ModelSpec): window | file (the whole decoded file once, normalised by the extractor)
 
 
-@register_encoder("mert", schema=MertSpec)
+@register_encoder("mert", schema=MertSpec, dtypes=("fp32", "bf16", "fp16"))
 def build_mert(model_cfg: Mapping[str, Any]) -> MertEncoder:
     """Build a MERT / music2vec encoder from a model config (see ``configs/model/mert-*.yaml``).
 

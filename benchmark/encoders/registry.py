@@ -7,25 +7,33 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import torch
+
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
+from benchmark.precision import resolve_dtype
 from benchmark.schema import ModelSpec
 
 EncoderBuilder = Callable[[Mapping[str, Any]], Encoder]
 
 _BUILDERS: dict[str, EncoderBuilder] = {}
 _SCHEMAS: dict[str, type[ModelSpec]] = {}
+_DTYPES: dict[str, tuple[str, ...]] = {}
 
 
-def register_encoder(kind: str, schema: type[ModelSpec] = ModelSpec) -> Callable[[EncoderBuilder], EncoderBuilder]:
+def register_encoder(kind: str, schema: type[ModelSpec] = ModelSpec,
+                     dtypes: tuple[str, ...] = ("fp32",)) -> Callable[[EncoderBuilder], EncoderBuilder]:
     """Decorator registering ``builder(model_cfg) -> Encoder`` under ``kind``, with the dataclass its config is
-    checked against when composed (``configs/model/<name>.yaml`` starts from ``/schema/model/<kind>@_here_``)."""
+    checked against when composed (``configs/model/<name>.yaml`` starts from ``/schema/model/<kind>@_here_``)
+    and the ``model.dtype`` values it can run in (first = its reference precision; ``auto`` picks bf16 only for
+    a kind that lists it)."""
 
     def decorate(builder: EncoderBuilder) -> EncoderBuilder:
         if kind in _BUILDERS:
             raise ValueError(f"encoder kind {kind!r} registered twice")
         _BUILDERS[kind] = builder
         _SCHEMAS[kind] = schema
+        _DTYPES[kind] = tuple(dtypes)
         return builder
 
     return decorate
@@ -42,14 +50,38 @@ def encoder_schemas() -> dict[str, type[ModelSpec]]:
     return dict(_SCHEMAS)
 
 
-def build_encoder(model_cfg: Mapping[str, Any]) -> Encoder:
-    """Build the encoder a model config describes (``model_cfg['kind']`` picks the builder)."""
+def _known_kind(model_cfg: Mapping[str, Any]) -> str:
     _import_builtin_encoders()
     kind = model_cfg.get("kind")
     if kind not in _BUILDERS:
         raise ConfigError(f"model.kind={kind!r} is not a known encoder kind; registered kinds: "
                           f"{', '.join(sorted(_BUILDERS))}")
-    return _BUILDERS[kind](model_cfg)
+    return str(kind)
+
+
+def encoder_dtype(model_cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> str:
+    """The dtype the encoder of ``model_cfg`` runs in on ``device``: ``model.dtype`` with ``auto`` resolved
+    (:func:`benchmark.precision.resolve_dtype`); a dtype the kind cannot run in is refused."""
+    kind = _known_kind(model_cfg)
+    return resolve_dtype(str(model_cfg.get("dtype") or "fp32"), _DTYPES[kind], torch.device(device),
+                         str(model_cfg.get("name") or kind))
+
+
+def with_resolved_dtype(model_cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
+    """``model_cfg`` with ``dtype`` set to what the encoder will run in on ``device``.
+
+    Why resolved in the config and not only inside the encoder: the record path, the protocol checksum, the cache
+    key and the record all read the config, and each must name the precision that ran (``auto`` would name bf16
+    on one machine and fp32 on another).
+    """
+    return {**model_cfg, "dtype": encoder_dtype(model_cfg, device)}
+
+
+def build_encoder(model_cfg: Mapping[str, Any], device: torch.device | str = "cpu") -> Encoder:
+    """Build the encoder a model config describes (``model_cfg['kind']`` picks the builder); ``model.dtype=auto``
+    is resolved for ``device`` (where the caller will move the encoder)."""
+    kind = _known_kind(model_cfg)
+    return _BUILDERS[kind](with_resolved_dtype(model_cfg, device))
 
 
 def _import_builtin_encoders() -> None:
