@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results-dir", type=Path, default=OUT)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (e.g. cache_dir=...)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     return run(args) if args.command == "run" else summarise(args)
 
 
