@@ -15,17 +15,20 @@ from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 from benchmark.encoders.registry import encoder_schemas
 from benchmark.errors import ConfigError, UserError
 from benchmark.record import PROTOCOL_RECORD_KEYS
-from benchmark.schema import RunSpec
+from benchmark.schema import LOGGER_SCHEMAS, LOGGERS, RunSpec
 from benchmark.settings import ProbeSettings, TrainerSettings
 from benchmark.tasks.registry import task_schemas
 
 _GROUPS = ("task", "model", "probe", "trainer")
+# Groups a config built in code may leave out (configs/config.yaml always composes them): no logger = no log files.
+_OPTIONAL_GROUPS = ("logger",)
 
 
 def register_schemas() -> None:
     """Store every schema under ``schema/...``, where the config files' ``defaults:`` lists name them.
 
-    ``schema/run``, ``schema/probe``, ``schema/trainer``, ``schema/task/<kind>``, ``schema/model/<kind>``.
+    ``schema/run``, ``schema/probe``, ``schema/trainer``, ``schema/task/<kind>``, ``schema/model/<kind>``,
+    ``schema/logger/<name>``.
     Storing again replaces an entry with the same object, so calling this twice is harmless.
     """
     from hydra.core.config_store import ConfigStore
@@ -38,6 +41,8 @@ def register_schemas() -> None:
         store.store(group="schema/task", name=kind, node=schema)
     for kind, schema in encoder_schemas().items():
         store.store(group="schema/model", name=kind, node=schema)
+    for name, schema in LOGGER_SCHEMAS.items():
+        store.store(group="schema/logger", name=name, node=schema)
 
 
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
@@ -60,9 +65,16 @@ def resolved_config(cfg: DictConfig) -> dict[str, Any]:
 
 
 def group_schema(group: str, section: Mapping[str, Any]) -> type:
-    """The dataclass a config group's section is checked against (tasks and models: by their ``kind``)."""
+    """The dataclass a config group's section is checked against (tasks and models: by their ``kind``, loggers by
+    their ``name``)."""
     if group == "probe":
         return ProbeSettings
+    if group == "logger":
+        name = section.get("name")
+        if name not in LOGGER_SCHEMAS:
+            raise ConfigError(f"logger.name={name!r} is not a known logger; choose one with logger=NAME: "
+                              f"{', '.join(LOGGERS)}")
+        return LOGGER_SCHEMAS[name]
     if group == "trainer":
         return TrainerSettings
     kinds = task_schemas() if group == "task" else encoder_schemas()
@@ -95,10 +107,17 @@ def validate_run_config(config: Mapping[str, Any] | DictConfig) -> RunSpec:
         if not isinstance(data.get(group), Mapping):
             raise ConfigError(f"the run config has no {group} section; compose it from configs/config.yaml "
                               f"(python -m benchmark run {group}=NAME ...)")
-    top = {k: v for k, v in data.items() if k in RunSpec.__dataclass_fields__ and k not in _GROUPS}
-    spec = _build(RunSpec, {**top, **{g: None for g in _GROUPS}}, prefix="")
+    groups = (*_GROUPS, *_OPTIONAL_GROUPS)
+    top = {k: v for k, v in data.items() if k in RunSpec.__dataclass_fields__ and k not in groups}
+    spec = _build(RunSpec, {**top, **{g: None for g in groups}}, prefix="")
     for group in _GROUPS:
         setattr(spec, group, typed_section(group, data[group]))
+    for group in _OPTIONAL_GROUPS:
+        section = data.get(group)
+        if section is not None and not isinstance(section, Mapping):
+            raise ConfigError(f"{group}={section!r}: expected a {group} config; choose one with {group}=NAME "
+                              f"(python -m benchmark run {group}=NAME ...)")
+        setattr(spec, group, None if section is None else typed_section(group, section))
     return spec
 
 

@@ -63,8 +63,8 @@ def storage_error_message(exc: OSError, needed_bytes: int | None = None) -> str 
         return None
     where = exc.filename or "a file the suite writes"
     return (f"{where}: {reason}{_space_note(exc.filename, needed_bytes)}. Free space there or make it writable, "
-            f"or point the suite elsewhere: data_root=, cache_dir= and results_dir= (run, extract), out= (embed, "
-            f"leaderboard, plot); a rerun of the same command resumes from what was already saved.")
+            f"or point the suite elsewhere: data_root=, cache_dir=, results_dir= and log_dir= (run, extract), out= "
+            f"(embed, leaderboard, plot); a rerun of the same command resumes from what was already saved.")
 
 
 def _space_note(filename: "str | bytes | os.PathLike[str] | None", needed_bytes: int | None) -> str:

@@ -17,8 +17,9 @@ PACKAGES = ("torch", "torchaudio", "transformers", "lightning", "numpy", "scikit
 
 # Config keys that say where files are and how a run executes, not what it measures: left out of the
 # protocol/record checksum, so records made on another machine or with other data paths still group together.
+# ``logger`` (the config group: csv, tensorboard, wandb, none) and ``log_dir`` only say who watches the training.
 LOCATION_KEYS = ("data_root", "cache_dir", "results_dir", "num_workers", "force", "device", "max_missing_fraction",
-                 "verify_checksums", "shard_tracks")
+                 "verify_checksums", "shard_tracks", "log_dir", "logger")
 
 
 def package_versions() -> dict[str, str]:

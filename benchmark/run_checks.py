@@ -16,6 +16,7 @@ from benchmark.config_store import validate_run_config
 from benchmark.distributed import distributed_settings
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError, storage_error_message
+from benchmark.loggers import check_logging, log_root
 from benchmark.sweep import check_sweep_config, parse_layers
 from benchmark.tasks.base import Task
 
@@ -72,6 +73,8 @@ def check_config(config: dict[str, Any]) -> None:
                           "(the GPU when there is one, else the CPU) or device=cpu.")
     for key in ("cache_dir", "results_dir"):
         check_writable_folder(key, Path(config[key]))
+    if check_logging(config) is not None:  # logger=tensorboard / wandb without its extra is refused here
+        check_writable_folder("log_dir", log_root(config))
 
 
 def check_writable_folder(key: str, folder: Path) -> None:

@@ -26,6 +26,7 @@ from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.encoders.base import Encoder
 from benchmark.errors import ConfigError
 from benchmark.interrupt import reported_interrupts
+from benchmark.loggers import run_logging
 from benchmark.probe_data import ProbeData
 from benchmark.record import record_path, run_checksum, sweep_checkpoint_path, with_dataset_fingerprint, write_record
 from benchmark.report import print_table
@@ -169,11 +170,15 @@ def _run_in_process(ranks: Ranks, config: dict[str, Any], console: Console | Non
     # Saved after every epoch next to the record and keyed by it (and by the features), so an interrupted sweep
     # resumes where it stopped; deleted once the record is written.
     checkpoint = sweep_checkpoint_path(out_path)
+    logs = run_logging(config, out_path, ranks)  # the logger= of rank zero (None for logger=none)
+    if logs is not None:
+        console.print(f"logs: {logs.folder} ({logs.about})", highlight=False, soft_wrap=True)
     results, model = train_sweep(
         data.splits, data.train_targets, data.evaluators, data.loss, data.num_outputs, heads, probe_cfg,
         trainer_cfg, seed=int(config["seed"]), console=console, state_ids=data.state_ids,
         checkpoint=checkpoint, checkpoint_tag=f"{run_checksum(config)}:{data.cache.key}", ranks=ranks,
-        distributed=distributed_settings(trainer_cfg))
+        distributed=distributed_settings(trainer_cfg), loggers=logs.loggers if logs else None,
+        callbacks=logs.callbacks if logs else None)
     primary = data.evaluators["test"].primary
     rows, selected = summarise(results, primary)
     trained = time.perf_counter()

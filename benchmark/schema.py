@@ -55,6 +55,10 @@ class RunSpec:
     probe: Any = MISSING
     trainer: Any = MISSING
     protocol: Any = None  # configs/protocol/<name>.yaml: which recipe the run follows (sweep | marble)
+    # configs/logger/<name>.yaml: where the probe sweep's curves go (LoggerSpec); a config built in code without
+    # it logs nothing. Like log_dir, an execution setting: outside the protocol checksum (record.PROTOCOL_SECTIONS).
+    logger: Any = MISSING
+    log_dir: str = "${results_dir}/logs"  # logs in <log_dir>/<task>/<model>/<record name>/version_<n>/
 
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", self.seed, "must be a whole number >= 0 (it seeds the probe heads' "
@@ -66,6 +70,55 @@ class RunSpec:
         require(0.0 <= self.max_missing_fraction <= 1.0, "max_missing_fraction", self.max_missing_fraction,
                 "must be in [0, 1] (default 0.01)")
         require(bool(self.device.strip()), "device", self.device, "use auto, cpu, cuda or cuda:N")
+
+
+LOGGERS: dict[str, str] = {
+    "csv": "metrics.csv in the run's log folder (the default; no extra package)",
+    "tensorboard": "TensorBoard event files in the run's log folder (needs pip install -e \".[tensorboard]\")",
+    "wandb": "a Weights & Biases run, offline by default, in the run's log folder (needs pip install -e \".[wandb]\")",
+    "none": "no log files (the console's epoch lines and the record only)",
+}
+"""``logger=``: where a run's training curves go (benchmark/loggers.py builds the Lightning logger)."""
+
+WANDB_MODES: dict[str, str] = {
+    "offline": "files only, uploaded later with `wandb sync` (the default; no account or network needed)",
+    "online": "streamed to the wandb server as the run trains (needs `wandb login`)",
+}
+
+
+@dataclass
+class LoggerSpec:
+    """``logger.*``: which Lightning logger watches a run. An execution setting, never part of the protocol
+    checksum or the record's name: changing it neither reruns a finished run nor finds another run's record."""
+
+    name: str = MISSING
+
+    def __post_init__(self) -> None:
+        if self.name not in LOGGERS:
+            known = "; ".join(f"{name} = {about}" for name, about in LOGGERS.items())
+            raise ConfigError(f"logger.name={self.name!r}: must be one of {', '.join(LOGGERS)} ({known}); choose "
+                              "one with logger=NAME")
+
+
+@dataclass
+class WandbLoggerSpec(LoggerSpec):
+    """``logger=wandb``: the project the runs are filed under, and whether they are uploaded as they train."""
+
+    project: str = "mir-probe-benchmark"
+    mode: str = "offline"  # one of WANDB_MODES
+    entity: Optional[str] = None  # the wandb user or team; None = the account's default
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(bool(self.project.strip()), "logger.project", self.project, "must name a wandb project")
+        if self.mode not in WANDB_MODES:
+            known = "; ".join(f"{name} = {about}" for name, about in WANDB_MODES.items())
+            raise ConfigError(f"logger.mode={self.mode!r}: must be one of {', '.join(WANDB_MODES)} ({known})")
+
+
+LOGGER_SCHEMAS: dict[str, type[LoggerSpec]] = {"csv": LoggerSpec, "tensorboard": LoggerSpec,
+                                                "wandb": WandbLoggerSpec, "none": LoggerSpec}
+"""The schema each ``configs/logger/<name>.yaml`` starts from (``/schema/logger/<name>@_here_``)."""
 
 
 @dataclass

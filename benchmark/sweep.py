@@ -459,6 +459,8 @@ def train_sweep(
     checkpoint_tag: str = "",
     ranks: Ranks = SINGLE_PROCESS,
     distributed: DistributedSettings | None = None,
+    loggers: list[Any] | None = None,
+    callbacks: list[L.Callback] | None = None,
 ) -> tuple[list[HeadResult], LayerSweepProbe]:
     """Train every head together, then score each head's best-on-validation weights on valid and test.
 
@@ -473,6 +475,9 @@ def train_sweep(
     Lightning's DDP trains the heads on each rank's part of every global batch, and validation and test
     predictions are gathered from all ranks before they are scored, so every rank takes the same selection
     decisions and the metrics are those of the whole split.
+
+    ``loggers`` and ``callbacks`` (:mod:`benchmark.loggers`, rank zero only) watch the training; without them the
+    trainer logs nothing.
     """
     check_sweep_config(probe_cfg, trainer_cfg, require_lr=False)
     if not heads:
@@ -523,11 +528,11 @@ def train_sweep(
         **placement,
         precision=settings.precision,
         deterministic=bool(settings.deterministic),
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        logger=list(loggers) if loggers else False, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=bool(settings.progress_bar),
         num_sanity_val_steps=0,
         callbacks=([EpochReport(console)] if console is not None and ranks.is_zero else [])
-        + ([saver] if saver is not None else []),
+        + ([saver] if saver is not None else []) + list(callbacks or []),
         plugins=[_DirectCheckpointIO()],
     )
     if checkpoint is not None and ranks.is_zero:
