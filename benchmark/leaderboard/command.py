@@ -28,9 +28,13 @@ def as_list(value: Any) -> list[str] | None:
 
 
 def records_source(config: dict[str, Any]) -> tuple[Path, Path]:
-    """(results_dir, the folder records are read from); a missing folder is refused with the fix."""
+    """(results_dir, the folder records are read from); a missing folder is refused with the fix.
+
+    By default the records are those the runner writes, under ``<results_dir>/runs/``: the rest of ``results/``
+    holds other runs' files (studies with their own records, bench JSON, training logs) that must not enter the
+    table. ``records=`` reads any folder instead (searched recursively)."""
     results_dir = Path(config.get("results_dir") or "results")
-    source = Path(config.get("records") or results_dir)
+    source = Path(config.get("records") or results_dir / "runs")
     if not source.exists():
         raise FileNotFoundError(f"no results folder {source}: run `python -m benchmark run ...` first")
     return results_dir, source
