@@ -511,6 +511,14 @@ def main(argv: list[str]) -> int:
                   f"ratio {large / small:.3f} (target <= 1.1)")
     results["peak_rss_mib"] = {str(n): small, str(4 * n): large, "ratio": large / small}
 
+    if config.get("beat_validation", True):  # frame-level validation's share of an epoch at GTZAN scale
+        from benchmark.bench_validation import beat_validation_share, describe_beat_validation
+
+        share = beat_validation_share()
+        for k, line in enumerate(describe_beat_validation(share)):
+            console.print(("7. " if k == 0 else "   ") + line, highlight=False)
+        results["beat_validation"] = share
+
     per_hour_layer = cache_bytes / (audio_seconds / 3600) / encoder.num_hidden_states
     console.print(f"6. cache: {per_hour_layer / 1024:.1f} KiB per hour of audio per layer "
                   f"(pooled per {window:g} s window, float16)")
