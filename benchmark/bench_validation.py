@@ -15,7 +15,7 @@ What runs (the real code paths, not re-implementations):
   tempo range), read through :class:`~benchmark.settings.ProbeSettings` / ``TrainerSettings``;
 * :class:`~benchmark.probe.LayerSweepProbe` with every layer's head and the weighted sum (14 heads for 13 hidden
   states), trained by a Lightning ``Trainer`` built with :func:`~benchmark.sweep.train_sweep`'s settings and fed by
-  its loaders (:class:`~benchmark.sweep.EpochShuffledBatches` over :class:`~benchmark.sweep._WindowBatches`; the
+  its loaders (:class:`~benchmark.sweep.EpochShuffledBatches` over :class:`~benchmark.sweep.WindowBatches`; the
   validation rows in batches of 1024);
 * the validation pass of that trainer: the heads' forward over the validation frames, then
   ``LayerSweepProbe.on_validation_epoch_end``, which calls the task kind's :class:`~benchmark.frame_level.
@@ -70,7 +70,7 @@ from benchmark.kinds.base import get_kind
 from benchmark.kinds.losses import get_loss
 from benchmark.probe import HeadSpec, LayerSweepProbe, make_heads
 from benchmark.settings import ProbeSettings, TrainerSettings
-from benchmark.sweep import EpochShuffledBatches, _DirectCheckpointIO, _WindowBatches, feature_statistics
+from benchmark.sweep import DirectCheckpointIO, EpochShuffledBatches, WindowBatches, feature_statistics
 from benchmark.targets import BeatTarget
 
 VALID_BATCH_ROWS = 1024  # the validation loader's batch in train_sweep
@@ -264,9 +264,9 @@ def beat_validation_share(frame_rate: float = 75.0, num_states: int = 13, dim: i
         lr_decay_rule=str(settings.lr_decay_rule), lr_decay_threshold=float(settings.lr_decay_threshold),
         stop_on_non_finite=bool(settings.stop_on_non_finite),
         weighted_sum_layers=str(probe.weighted_sum_layers), weighted_sum_init=str(probe.weighted_sum_init))
-    train_loader = DataLoader(_WindowBatches(train_x, train_y),
+    train_loader = DataLoader(WindowBatches(train_x, train_y),
                               sampler=EpochShuffledBatches(len(train_y), batch, seed), batch_size=None)
-    valid_loader = DataLoader(_WindowBatches(valid_x, np.zeros(len(valid_x), np.float32)),
+    valid_loader = DataLoader(WindowBatches(valid_x, np.zeros(len(valid_x), np.float32)),
                               sampler=BatchSampler(range(len(valid_x)), VALID_BATCH_ROWS, False), batch_size=None)
     steps = min(int(train_steps), len(train_loader))
     clock = _EpochClock()
@@ -274,7 +274,7 @@ def beat_validation_share(frame_rate: float = 75.0, num_states: int = 13, dim: i
                         precision=settings.precision, deterministic=bool(settings.deterministic), logger=False,
                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
                         num_sanity_val_steps=0, limit_train_batches=steps, callbacks=[clock],
-                        plugins=[_DirectCheckpointIO()])
+                        plugins=[DirectCheckpointIO()])
     trainer.fit(model, train_loader, valid_loader)
     if len(clock.epochs) != epochs or len(timed.calls) != epochs:
         raise RuntimeError(f"timed {len(clock.epochs)} epochs and {len(timed.calls)} validations of {epochs}: "

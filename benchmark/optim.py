@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch.optim.adam import adam
 
-
 FUSED_DEVICES = ("cpu", "cuda")  # where torch has a fused (single-pass) Adam kernel
 FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 

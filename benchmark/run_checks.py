@@ -20,6 +20,7 @@ from benchmark.loggers import check_logging, log_root
 from benchmark.sweep import check_sweep_config, parse_layers
 from benchmark.tasks.base import Task
 
+
 def compute_device(name: str) -> torch.device:
     """``auto`` = the first CUDA device when there is one, else the CPU; ``cpu`` / ``cuda[:N]`` as given."""
     if name == "auto":

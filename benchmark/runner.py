@@ -22,8 +22,8 @@ from benchmark.console import make_console
 from benchmark.distributed import (SINGLE_PROCESS, Ranks, distributed_settings, launch,
                                    processes_started_externally)
 from benchmark.encoders import build_encoder
-from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.encoders.base import Encoder
+from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.errors import ConfigError
 from benchmark.interrupt import reported_interrupts
 from benchmark.loggers import run_logging

@@ -52,7 +52,7 @@ class BatchPart:
     total: int
 
 
-class _WindowBatches(Dataset):
+class WindowBatches(Dataset):
     """Whole batches read from the (memory-mapped) feature array with one sorted fancy index each.
 
     Training batches arrive as :class:`BatchPart` and also return ``[start, total]``: the probe needs them to
@@ -193,7 +193,7 @@ def _checkpoint_bytes(previous: Path, module: torch.nn.Module) -> int:
         return 4 * sum(t.numel() * t.element_size() for t in module.state_dict().values())
 
 
-class _DirectCheckpointIO(TorchCheckpointIO):
+class DirectCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint straight to the path it is given (``torch.save``).
 
     Why: Lightning's default writes through an fsspec transaction whose temporary file lives in the system's
@@ -501,7 +501,7 @@ def train_sweep(
         weighted_sum_layers=str(probe.weighted_sum_layers), weighted_sum_init=str(probe.weighted_sum_init),
     )
     train_loader = DataLoader(
-        _WindowBatches(train.features, row_targets),
+        WindowBatches(train.features, row_targets),
         sampler=_train_sampler(train, len(row_targets), settings, seed, ranks), batch_size=None,
     )
     if len(valid.window_track) < ranks.world_size:
@@ -510,7 +510,7 @@ def train_sweep(
     valid_lo, valid_hi = chunk_bounds(len(valid.window_track), ranks.world_size)[ranks.rank]
     valid_targets_windows = np.zeros(len(valid.window_track), np.float32)  # unused by validation_step
     valid_loader = DataLoader(
-        _WindowBatches(valid.features, valid_targets_windows),
+        WindowBatches(valid.features, valid_targets_windows),
         sampler=BatchSampler(range(valid_lo, valid_hi), 1024, False), batch_size=None,
     )
     if ranks.world_size > 1:  # join the process group of benchmark.distributed.launch (no new processes)
@@ -533,7 +533,7 @@ def train_sweep(
         num_sanity_val_steps=0,
         callbacks=([EpochReport(console)] if console is not None and ranks.is_zero else [])
         + ([saver] if saver is not None else []) + list(callbacks or []),
-        plugins=[_DirectCheckpointIO()],
+        plugins=[DirectCheckpointIO()],
     )
     if checkpoint is not None and ranks.is_zero:
         remove_dead_temporaries(checkpoint)  # what a killed or failed earlier attempt left
