@@ -48,8 +48,9 @@ def test_embed_writes_the_reference_hidden_states(tmp_path):
     assert np.abs(states - expected).max() < 1e-5
 
 
-@pytest.mark.slow  # ~40 s; the submitit sweep in test_launchers.py covers multirun + skip by default
 def test_multirun_writes_one_record_per_combination_and_skips_finished_runs(tmp_path):
+    """Hydra's basic launcher in one process: 2 models x 2 seeds, then the same sweep again, which skips all four
+    (the SLURM-style two-stage sweep through submitit runs under -m slow, tests/test_launchers.py)."""
     args = ["run", "-m", *TINY_CHORDS, "model=mfcc,chroma", "seed=0,1", f"data_root={tmp_path / 'data'}",
             f"cache_dir={tmp_path / 'cache'}", f"results_dir={tmp_path / 'results'}", "num_workers=0",
             f"hydra.sweep.dir={tmp_path / 'multirun'}"]
@@ -68,12 +69,16 @@ def test_multirun_writes_one_record_per_combination_and_skips_finished_runs(tmp_
     assert again.stdout.count("record exists, skipping") == 4
 
 
+# the same refusals run in process by default (tests/test_config_errors.py) and as real command lines in
+# tests/test_user_errors.py (unknown task, unknown key): these two subprocesses (~5 s) run under -m slow
+@pytest.mark.slow
 def test_unknown_model_lists_the_valid_names(tmp_path):
     out = _cli("run", "model=no-such-model", f"results_dir={tmp_path}")
     assert out.returncode != 0
     assert "no-such-model" in out.stderr and "mert-v1-95m" in out.stderr
 
 
+@pytest.mark.slow
 def test_unknown_override_key_is_refused(tmp_path):
     out = _cli("run", "task.no_such_key=1", f"results_dir={tmp_path}")
     assert out.returncode != 0

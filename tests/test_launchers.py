@@ -11,6 +11,7 @@ import subprocess
 import sys
 import warnings
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -60,6 +61,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return out
 
 
+@pytest.mark.slow  # ~35 s (8 processes); multirun and its skip of finished runs run by default in test_cli.py
 def test_two_stage_sweep_with_the_submitit_local_launcher(tmp_path):
     """Stage 1 extracts once per (task, model); stage 2 fans out the seeds, which read the cache; a repeated
     sweep skips the runs whose records exist."""
