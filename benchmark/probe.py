@@ -262,28 +262,12 @@ class LayerSweepProbe(L.LightningModule):
         z_layers = x[:, self.layer_index].transpose(0, 1)  # [H_layers, B, D]
         mix = self.mix_logits.softmax(-1)  # [H_sum, M]: M = the mixed states (all S, or 1..L)
         z_sum = torch.einsum("hs,bsd->hbd", mix, x if self._mix_all else x[:, self.mix_index])
-        z = self._first_layer(z_layers, z_sum)
+        z = torch.cat([z_layers, z_sum], dim=0)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if i:
-                z = torch.baddbmm(b.unsqueeze(1), z, w)
+            z = torch.baddbmm(b.unsqueeze(1), z, w)
             if i < len(self.weights) - 1:
                 z = self._dropout(torch.relu(z))
         return z
-
-    def _first_layer(self, z_layers: torch.Tensor, z_sum: torch.Tensor) -> torch.Tensor:
-        """The first product of every head, ``[H, B, fan_out]``: layer heads and weighted-sum heads apart.
-
-        Why apart: the layer heads' inputs are features (no gradient), the weighted-sum heads' inputs depend on
-        the mixing logits. One product over all heads would make autograd compute the input gradient for every
-        head, a third of a training step's FLOPs, to use only the weighted-sum heads' part. The products per head
-        are the same either way.
-        """
-        w, b = self.weights[0], self.biases[0]
-        n = self.num_layer_heads
-        if n == 0 or n == w.shape[0]:
-            return torch.baddbmm(b.unsqueeze(1), torch.cat([z_layers, z_sum], dim=0), w)
-        return torch.cat([torch.baddbmm(b[:n].unsqueeze(1), z_layers, w[:n]),
-                          torch.baddbmm(b[n:].unsqueeze(1), z_sum, w[n:])], dim=0)
 
     def _dropout(self, z: torch.Tensor) -> torch.Tensor:
         """Inverted dropout with one random stream per head, so no head's masks depend on the others."""
