@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import subprocess
 import threading
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub: hub calls fail fast
@@ -62,3 +63,30 @@ def static_http_server(tmp_path):
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def main_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m benchmark <args>`` run in this process from ``cwd``: ``benchmark.cli.main``, which is all the
+    module runs, with output and exit status captured as a subprocess's would be.
+
+    Why: a fresh interpreter spends seconds importing torch before any of the suite's code runs, and the default
+    suite's time is shared. The real command line in fresh processes stays covered by ``tests/test_user_errors.py``
+    and the slow tests of ``tests/test_cli.py``.
+    """
+    import contextlib
+    import io
+
+    from benchmark.cli import main
+
+    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # Hydra's app reports a bad override and exits, as on the command line
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["python", "-m", "benchmark", *args], code, out.getvalue(), err.getvalue())
+

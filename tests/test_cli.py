@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import FIXTURES, REPO_ROOT
+from tests.conftest import FIXTURES, REPO_ROOT, main_in_process
 
 TINY_CHORDS = ["task=synth_chords", "task.n_train=48", "task.n_valid=48", "task.n_test=48", "task.clip_seconds=1.0",
                "trainer.max_epochs=2"]
@@ -23,8 +23,8 @@ def _cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def test_list_names_every_model_and_task():
-    out = _cli("list")
+def test_list_names_every_model_and_task(tmp_path):
+    out = main_in_process(["list"], tmp_path)
     assert out.returncode == 0, out.stderr
     for cfg in (REPO_ROOT / "configs" / "model").glob("*.yaml"):
         assert cfg.stem in out.stdout
@@ -55,7 +55,7 @@ def test_multirun_writes_one_record_per_combination_and_skips_finished_runs(tmp_
     args = ["run", "-m", *TINY_CHORDS, "model=mfcc,chroma", "seed=1", f"data_root={tmp_path / 'data'}",
             f"cache_dir={tmp_path / 'cache'}", f"results_dir={tmp_path / 'results'}", "num_workers=0",
             f"hydra.sweep.dir={tmp_path / 'multirun'}"]
-    out = _cli(*args)
+    out = main_in_process(args, tmp_path)  # Hydra's basic launcher runs the jobs in this process anyway
     assert out.returncode == 0, out.stderr[-3000:]
     records = sorted((tmp_path / "results" / "runs" / "synth_chords").glob("*/*.json"))
     assert len(records) == 2
@@ -65,7 +65,7 @@ def test_multirun_writes_one_record_per_combination_and_skips_finished_runs(tmp_
     assert record["produced_by"].startswith("python -m benchmark run")
     assert record["config"]["data_root"] == str(tmp_path / "data")
 
-    again = _cli(*args)
+    again = main_in_process(args, tmp_path)
     assert again.returncode == 0
     assert again.stdout.count("record exists, skipping") == 2
 

@@ -6,9 +6,6 @@ asserts that the data folder was never created, i.e. the refusal came before any
 """
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,36 +15,18 @@ import torch
 from rich.console import Console
 
 import benchmark.tasks.registry as registry
-from benchmark.cli import main
 from benchmark.encoders.base import Encoder
 from benchmark.runner import run
 from benchmark.sweep import ConfigError, check_sweep_config, parse_layers
 from benchmark.tasks.base import Task, Track
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, main_in_process
 
 
 def _cli(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    """``python -m benchmark <args>`` run in this process: ``benchmark.cli.main``, which is all the module runs,
-    with its output and exit status captured as a subprocess's would be.
-
-    Why in process: every case here fails while the config is composed, in a fraction of a second; a fresh
-    interpreter would spend about 2 s importing torch first, and the suite's time budget is shared. The real
-    command line in a fresh process is covered by ``tests/test_user_errors.py`` (unknown task, unknown key, invalid
-    value) and ``tests/test_cli.py``.
-    """
-    argv = [*args, f"data_root={tmp / 'data'}", f"cache_dir={tmp / 'cache'}", f"results_dir={tmp / 'results'}",
-            f"hydra.run.dir={tmp / 'hydra'}"]
-    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
-    os.chdir(tmp)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # Hydra's app reports a bad override and exits, as on the command line
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        os.chdir(cwd)
-    return subprocess.CompletedProcess(["python", "-m", "benchmark", *argv], code, out.getvalue(), err.getvalue())
+    """The command line with data, cache and results in ``tmp``, in process: every case here fails while the config
+    is composed, in a fraction of a second (:func:`tests.conftest.main_in_process`)."""
+    return main_in_process([*args, f"data_root={tmp / 'data'}", f"cache_dir={tmp / 'cache'}",
+                            f"results_dir={tmp / 'results'}", f"hydra.run.dir={tmp / 'hydra'}"], tmp)
 
 
 # --- names and keys (Hydra) -------------------------------------------------------------------------------------
