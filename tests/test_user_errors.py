@@ -85,6 +85,10 @@ def outcomes(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     tmp = tmp_path_factory.mktemp("user_errors")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
+    # The cases run at once and share these folders: each run's writability check creates a missing folder and
+    # removes it again, which would race with another process's check of the same folder.
+    for shared in ("cache", "results"):
+        (tmp / shared).mkdir()
     procs = {}
     for name, (argv, extra) in _cases(tmp).items():
         procs[name] = subprocess.Popen([sys.executable, *argv], cwd=tmp, env={**env, **extra}, text=True,
