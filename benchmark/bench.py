@@ -45,8 +45,8 @@ from benchmark.cache import FeatureCache, SplitFeatures
 from benchmark.cli import _compose, _resolved
 from benchmark.console import make_console
 from benchmark.encoders import build_encoder
-from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.encoders.base import Encoder, window_forward
+from benchmark.encoders.registry import with_resolved_dtype
 from benchmark.errors import ConfigError
 from benchmark.evaluation import ClipEvaluator
 from benchmark.extract import extract_split
@@ -386,7 +386,8 @@ def peak_memory(model_overrides: list[str], clips: int, clip_seconds: float, dev
 
 def _memory_child(clips: int, clip_seconds: float, device: str, overrides: list[str]) -> None:
     config = _resolved(_compose("bench", overrides))
-    encoder = build_encoder(config["model"], compute_device(device)).to(compute_device(device))
+    where = compute_device(device)
+    encoder = build_encoder(config["model"], where).to(where)
     spec = WindowSpec(config.get("window_seconds") or encoder.context_seconds,
                       config.get("window_seconds") or encoder.context_seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -413,7 +414,7 @@ def main(argv: list[str]) -> int:
     console = make_console()
     device = compute_device(config["device"])
     config["model"] = with_resolved_dtype(config["model"], device)  # model.dtype=auto: what runs on this device
-    encoder = build_encoder(config["model"], device).to(device)
+    encoder = build_encoder(config["model"]).to(device)
     window = config.get("window_seconds") or encoder.context_seconds
     spec = WindowSpec(window, window)
     batch = int(config.get("batch_size") or config["model"].get("batch_size", 4))

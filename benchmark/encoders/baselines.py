@@ -51,11 +51,15 @@ def _hop_samples(sample_rate: int, hop_ms: float) -> int:
     return int(round(hop))
 
 
-def _check_dtype(cfg: Mapping[str, Any]) -> None:
-    """The baselines are cheap and their weights are fp32: running them in half precision only adds error."""
-    dtype = cfg.get("dtype", "fp32")
-    if dtype not in ("fp32", "float32"):
-        raise ConfigError(f"model {cfg.get('name')!r}: baseline encoders run in fp32 only, got dtype={dtype!r}")
+def _check_dtype(cfg: Mapping[str, Any], allowed: tuple[str, ...] = ("fp32", "float32"),
+                 runs_in: str = "baseline encoders run in fp32 only") -> str:
+    """``model.dtype`` if the encoder can run in it (the baselines are cheap and their weights are fp32: half
+    precision only adds error); else the ConfigError. For an encoder built without the registry, which refuses
+    such a dtype first."""
+    dtype = str(cfg.get("dtype") or "fp32")
+    if dtype not in allowed:
+        raise ConfigError(f"model {cfg.get('name')!r}: {runs_in}, got dtype={dtype!r}")
+    return dtype
 
 
 def _check_inputs(waveforms: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -297,9 +301,7 @@ class CrepeEncoder(_FrozenEncoder):
         super().__init__()
         import torchcrepe
 
-        self.dtype_name = str(cfg.get("dtype") or "fp32")
-        if self.dtype_name not in ("fp32", "bf16"):
-            raise ConfigError(f"model {cfg.get('name')!r}: CREPE runs in fp32 or bf16, got dtype={self.dtype_name!r}")
+        self.dtype_name = _check_dtype(cfg, ("fp32", "bf16"), "CREPE runs in fp32 or bf16")
         capacity = cfg.get("capacity")
         if capacity not in self.CAPACITIES:
             raise ConfigError(f"crepe capacity must be one of {', '.join(self.CAPACITIES)}, got {capacity!r}")
